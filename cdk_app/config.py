@@ -1,0 +1,142 @@
+"""Typed, frozen configuration of one deployment environment.
+
+Every field is checked by `cdk_app.validation` when the config is built, so a mistake fails at synth with a
+message naming the field, the bad value and what is allowed, never at deploy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from enum import Enum
+
+from cdk_app.constants import SERVICE_NAME
+
+
+class CpuArchitecture(str, Enum):
+    ARM64 = "ARM64"
+    X86_64 = "X86_64"
+
+    @property
+    def docker_platform(self) -> str:
+        return "linux/arm64" if self is CpuArchitecture.ARM64 else "linux/amd64"
+
+
+class EfsThroughputMode(str, Enum):
+    # Elastic is AWS's recommendation for spiky workloads and needs no burst-credit babysitting.
+    ELASTIC = "elastic"
+    BURSTING = "bursting"
+    PROVISIONED = "provisioned"
+
+
+@dataclass(frozen=True)
+class ChromaImage:
+    """The official Chroma image, mirrored into the environment's ECR at deploy (see `chroma_image/`)."""
+
+    repository: str = "chromadb/chroma"
+    tag: str = "1.5.9"
+
+    @property
+    def reference(self) -> str:
+        return f"{self.repository}:{self.tag}"
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    vpc_cidr: str
+    # Given explicitly so synth never looks them up; at least two, all in the environment's region.
+    availability_zones: tuple[str, ...]
+    # NAT gateways for outbound internet; 0 means private subnets reach AWS only through VPC endpoints.
+    nat_gateways: int = 0
+    # Interface endpoints (ECR, Logs, Secrets Manager, KMS, ...); required when there is no NAT gateway.
+    interface_endpoints: bool = True
+    flow_log_retention_days: int = 90
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    # Fargate task size: CPU units and memory (MiB) must be a valid Fargate pair. Chroma's HNSW index must fit in
+    # the task's memory (see ops capacity); the task limit is the only limit the Rust server honours.
+    cpu: int = 1024
+    memory_mib: int = 4096
+    architecture: CpuArchitecture = CpuArchitecture.ARM64
+    # Seconds the gateway waits for Chroma (the first query after a restart loads the index from EFS).
+    upstream_timeout_seconds: int = 60
+    # Grace period before load balancer health checks count, covering Chroma start and index warm-up.
+    health_check_grace_seconds: int = 120
+    log_retention_days: int = 30
+
+
+@dataclass(frozen=True)
+class LoadBalancerConfig:
+    internet_facing: bool = False
+    # Who may connect. An internal load balancer with neither accepts the VPC's own CIDR.
+    allowed_client_cidrs: tuple[str, ...] = ()
+    allowed_client_security_group_ids: tuple[str, ...] = ()
+    access_log_retention_days: int = 90
+
+
+@dataclass(frozen=True)
+class TlsConfig:
+    """HTTPS on the load balancer with an existing ACM certificate for `domain_name`."""
+
+    certificate_arn: str
+    domain_name: str
+    # Optional Route 53 zone (id and name) in which to create an alias record for domain_name.
+    hosted_zone_id: str | None = None
+    hosted_zone_name: str | None = None
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    throughput_mode: EfsThroughputMode = EfsThroughputMode.ELASTIC
+    # Only for PROVISIONED throughput.
+    provisioned_throughput_mibps: int | None = None
+    # Budget that the capacity alarms measure the file system against.
+    capacity_budget_gib: int = 100
+
+
+@dataclass(frozen=True)
+class BackupConfig:
+    """Daily AWS Backup of the file system at hour:minute UTC, kept retention_days."""
+
+    hour_utc: int = 3
+    minute_utc: int = 0
+    retention_days: int = 35
+
+
+@dataclass(frozen=True)
+class EnvironmentConfig:
+    name: str
+    region: str
+    network: NetworkConfig
+    # 12-digit account id; None means CDK_DEFAULT_ACCOUNT, or an account-agnostic template when that is unset.
+    account: str | None = None
+    chroma_image: ChromaImage = field(default_factory=ChromaImage)
+    task: TaskConfig = field(default_factory=TaskConfig)
+    load_balancer: LoadBalancerConfig = field(default_factory=LoadBalancerConfig)
+    tls: TlsConfig | None = None
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    backup: BackupConfig = field(default_factory=BackupConfig)
+    # Keep the file system, key, vault, secret and logs bucket when the stack or environment is deleted.
+    retain_data: bool = True
+    termination_protection: bool = False
+    alarm_emails: tuple[str, ...] = ()
+    runbook_base_url: str = "https://github.com/example-org/chroma-on-aws/blob/main/runbooks"
+    cost_centre: str = "vector-search"
+    # Days between gateway token rotations.
+    token_rotation_days: int = 30
+
+    def __post_init__(self) -> None:
+        from cdk_app.validation import validate_environment
+
+        validate_environment(self)
+
+    def with_account(self, account: str | None) -> EnvironmentConfig:
+        """This config with `account` filled in when the config itself names none."""
+        if self.account is not None or account is None:
+            return self
+        return replace(self, account=account)
+
+    @property
+    def tags(self) -> dict[str, str]:
+        return {"env": self.name, "service": SERVICE_NAME, "cost-centre": self.cost_centre}

@@ -1,0 +1,45 @@
+"""Constants shared by the CDK constructs, the gateway and the operator tooling.
+
+One place for every port, path and name that more than one unit must agree on.
+"""
+
+from gateway import settings as gateway_settings
+
+SERVICE_NAME = "chroma"
+
+# Chroma listens on loopback inside the task; only the gateway reaches it.
+CHROMA_PORT = 8000
+CHROMA_LISTEN_ADDRESS = "127.0.0.1"
+CHROMA_DATA_PATH = "/data"
+CHROMA_CONFIG_PATH = "/config.yaml"
+# Chroma's own default request body limit (max_payload_size_bytes); the gateway enforces the same.
+CHROMA_MAX_PAYLOAD_BYTES = gateway_settings.DEFAULT_MAX_BODY_BYTES
+
+# The gateway is the only port the load balancer can reach; its own settings module is the source of truth.
+GATEWAY_PORT = gateway_settings.DEFAULT_PORT
+GATEWAY_LIVENESS_PATH = gateway_settings.LIVENESS_PATH
+GATEWAY_READINESS_PATH = gateway_settings.READINESS_PATH
+# Seconds the gateway may take to drain in-flight requests after SIGTERM (ECS stop timeout).
+GATEWAY_STOP_TIMEOUT_SECONDS = 30
+
+# POSIX identity the EFS access point forces on every file operation of a Chroma node.
+EFS_POSIX_UID = 1000
+EFS_POSIX_GID = 1000
+EFS_ACCESS_POINT_ROOT = "/chroma/primary"
+
+# Ports of the load balancer's listeners.
+HTTP_PORT = 80
+HTTPS_PORT = 443
+
+
+def ssm_parameter_prefix(environment: str) -> str:
+    """Prefix of the SSM parameters that publish an environment's endpoint and identifiers."""
+    return f"/{SERVICE_NAME}/{environment}"
+
+
+# Names (under the prefix above) of what clients and operators need.
+SSM_ENDPOINT_URL = "endpoint-url"
+SSM_TOKEN_SECRET_ARN = "token-secret-arn"
+SSM_CLUSTER_NAME = "cluster-name"
+SSM_SERVICE_NAME = "service-name"
+SSM_FILE_SYSTEM_ID = "file-system-id"

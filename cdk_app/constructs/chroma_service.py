@@ -1,0 +1,158 @@
+"""One Chroma node on Fargate: the official Chroma image on loopback plus the gateway sidecar, on EFS.
+
+Single-writer invariant: desired count 1, minimum healthy 0 %, maximum 100 %, so ECS stops the old task before it
+starts a new one and two Chroma processes never share the node's directory.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecr_assets as ecr_assets
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_efs as efs
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from cdk_app.config import CpuArchitecture, EnvironmentConfig
+from cdk_app.constants import (
+    CHROMA_CONFIG_PATH,
+    CHROMA_DATA_PATH,
+    CHROMA_LISTEN_ADDRESS,
+    CHROMA_MAX_PAYLOAD_BYTES,
+    CHROMA_PORT,
+    GATEWAY_PORT,
+    GATEWAY_STOP_TIMEOUT_SECONDS,
+)
+from cdk_app.log_retention import retention
+from cdk_app.nag import acknowledge
+from gateway import settings as gw
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CHROMA_IMAGE_DIR = REPO_ROOT / "chroma_image"
+GATEWAY_DIR = REPO_ROOT / "gateway"
+DATA_VOLUME = "chroma-data"
+CHROMA_CONTAINER = "chroma"
+GATEWAY_CONTAINER = "gateway"
+
+_ARCHITECTURE = {
+    CpuArchitecture.ARM64: (ecs.CpuArchitecture.ARM64, ecr_assets.Platform.LINUX_ARM64),
+    CpuArchitecture.X86_64: (ecs.CpuArchitecture.X86_64, ecr_assets.Platform.LINUX_AMD64),
+}
+
+
+class ChromaService(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, vpc: ec2.IVpc,
+                 subnets: ec2.SubnetSelection, security_group: ec2.ISecurityGroup, file_system: efs.IFileSystem,
+                 access_point: efs.IAccessPoint, token_secret: secretsmanager.ISecret, key: kms.IKey,
+                 removal_policy: cdk.RemovalPolicy) -> None:
+        super().__init__(scope, construct_id)
+        cpu_architecture, platform = _ARCHITECTURE[config.task.architecture]
+        self.cluster = ecs.Cluster(self, "Cluster", vpc=vpc, container_insights_v2=ecs.ContainerInsights.ENHANCED)
+        self.log_group = logs.LogGroup(self, "Logs", retention=retention(config.task.log_retention_days),
+                                       encryption_key=key, removal_policy=removal_policy)
+
+        self.task_definition = ecs.FargateTaskDefinition(
+            self, "Task",
+            cpu=config.task.cpu,
+            memory_limit_mib=config.task.memory_mib,
+            runtime_platform=ecs.RuntimePlatform(cpu_architecture=cpu_architecture,
+                                                 operating_system_family=ecs.OperatingSystemFamily.LINUX),
+            volumes=[ecs.Volume(name=DATA_VOLUME, efs_volume_configuration=ecs.EfsVolumeConfiguration(
+                file_system_id=file_system.file_system_id,
+                transit_encryption="ENABLED",
+                authorization_config=ecs.AuthorizationConfig(access_point_id=access_point.access_point_id,
+                                                             iam="ENABLED"),
+            ))],
+        )
+        task_role = self.task_definition.task_role
+        # Mount and write through this node's access point only (no root access: the access point forces the owner).
+        task_role.add_to_principal_policy(iam.PolicyStatement(
+            actions=["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"],
+            resources=[file_system.file_system_arn],
+            conditions={"StringEquals": {"elasticfilesystem:AccessPointArn": access_point.access_point_arn}},
+        ))
+        # The gateway reads the token (all stages) at run time, so a rotation needs no restart.
+        token_secret.grant_read(task_role)
+
+        self.chroma = self.task_definition.add_container(
+            CHROMA_CONTAINER,
+            image=ecs.ContainerImage.from_asset(
+                str(CHROMA_IMAGE_DIR), platform=platform,
+                build_args={"CHROMA_IMAGE": config.chroma_image.reference}),
+            command=["run", CHROMA_CONFIG_PATH],
+            environment={
+                # Override the baked-in config so the template itself shows Chroma bound to loopback.
+                "CHROMA_LISTEN_ADDRESS": CHROMA_LISTEN_ADDRESS,
+                "CHROMA_PORT": str(CHROMA_PORT),
+                "CHROMA_PERSIST_PATH": CHROMA_DATA_PATH,
+            },
+            essential=True,
+            logging=ecs.LogDrivers.aws_logs(stream_prefix=CHROMA_CONTAINER, log_group=self.log_group),
+            ulimits=[ecs.Ulimit(name=ecs.UlimitName.NOFILE, soft_limit=65536, hard_limit=65536)],
+            stop_timeout=cdk.Duration.seconds(GATEWAY_STOP_TIMEOUT_SECONDS),
+        )
+        self.chroma.add_mount_points(ecs.MountPoint(container_path=CHROMA_DATA_PATH, source_volume=DATA_VOLUME,
+                                                    read_only=False))
+
+        self.gateway = self.task_definition.add_container(
+            GATEWAY_CONTAINER,
+            image=ecs.ContainerImage.from_asset(str(GATEWAY_DIR), platform=platform,
+                                                exclude=["tests", "**/__pycache__", "*.pyc"]),
+            environment={
+                gw.ENV_PORT: str(GATEWAY_PORT),
+                gw.ENV_UPSTREAM_URL: f"http://{CHROMA_LISTEN_ADDRESS}:{CHROMA_PORT}",
+                gw.ENV_UPSTREAM_TIMEOUT_SECONDS: str(config.task.upstream_timeout_seconds),
+                gw.ENV_MAX_BODY_BYTES: str(CHROMA_MAX_PAYLOAD_BYTES),
+                gw.ENV_TOKEN_SECRET_ID: token_secret.secret_arn,
+                gw.ENV_DRAIN_SECONDS: str(GATEWAY_STOP_TIMEOUT_SECONDS - 5),
+                gw.ENV_ENVIRONMENT: config.name,
+            },
+            essential=True,
+            port_mappings=[ecs.PortMapping(container_port=GATEWAY_PORT, protocol=ecs.Protocol.TCP)],
+            health_check=ecs.HealthCheck(
+                command=["CMD", "python", "-m", "gateway.healthcheck"],
+                interval=cdk.Duration.seconds(10), timeout=cdk.Duration.seconds(5), retries=3,
+                start_period=cdk.Duration.seconds(config.task.health_check_grace_seconds)),
+            logging=ecs.LogDrivers.aws_logs(stream_prefix=GATEWAY_CONTAINER, log_group=self.log_group),
+            readonly_root_filesystem=True,
+            stop_timeout=cdk.Duration.seconds(GATEWAY_STOP_TIMEOUT_SECONDS),
+        )
+        self.gateway.add_container_dependencies(ecs.ContainerDependency(
+            container=self.chroma, condition=ecs.ContainerDependencyCondition.START))
+
+        self.service = ecs.FargateService(
+            self, "Service",
+            cluster=self.cluster,
+            task_definition=self.task_definition,
+            desired_count=1,
+            min_healthy_percent=0,
+            max_healthy_percent=100,
+            circuit_breaker=ecs.DeploymentCircuitBreaker(enable=True, rollback=True),
+            # Rebalancing would start a task in another zone; with one writer there is nothing to balance.
+            availability_zone_rebalancing=ecs.AvailabilityZoneRebalancing.DISABLED,
+            assign_public_ip=False,
+            vpc_subnets=subnets,
+            security_groups=[security_group],
+            health_check_grace_period=cdk.Duration.seconds(config.task.health_check_grace_seconds),
+            propagate_tags=ecs.PropagatedTagSource.SERVICE,
+            enable_execute_command=False,
+        )
+
+        acknowledge(self.task_definition, {
+            "AwsSolutions-ECS2": "The environment variables hold only non-secret settings (ports, paths, the "
+                                 "secret's ARN); the token itself is fetched at run time from Secrets Manager.",
+        })
+        acknowledge(self.task_definition.obtain_execution_role(), {
+            "AwsSolutions-IAM5[Resource::*]": "ecr:GetAuthorizationToken, which the execution role needs to pull "
+                                              "the images, has no resource-level permissions; AWS requires '*'.",
+        })
+        acknowledge(task_role, {
+            "AwsSolutions-IAM5": "The wildcard is kms:GenerateDataKey* / kms:ReEncrypt* on the one data key, added "
+                                 "by Secret.grantRead with a kms:ViaService condition for Secrets Manager.",
+        })

@@ -1,0 +1,92 @@
+"""The load balancer in front of the gateway: HTTPS when configured (HTTP redirected), access logs to S3."""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from aws_cdk import aws_route53 as route53
+from aws_cdk import aws_route53_targets as route53_targets
+from aws_cdk import aws_s3 as s3
+from constructs import Construct
+
+from cdk_app.config import EnvironmentConfig
+from cdk_app.constants import (
+    GATEWAY_PORT,
+    GATEWAY_READINESS_PATH,
+    GATEWAY_STOP_TIMEOUT_SECONDS,
+    HTTP_PORT,
+    HTTPS_PORT,
+)
+from cdk_app.constructs.chroma_service import GATEWAY_CONTAINER
+from cdk_app.nag import acknowledge
+
+
+class ChromaLoadBalancer(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, vpc: ec2.IVpc,
+                 security_group: ec2.ISecurityGroup, service: ecs.FargateService) -> None:
+        super().__init__(scope, construct_id)
+        lb_config = config.load_balancer
+        self.access_logs = s3.Bucket(
+            self, "AccessLogs",
+            encryption=s3.BucketEncryption.S3_MANAGED,  # ALB access logs support SSE-S3 only.
+            block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
+            enforce_ssl=True,
+            object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+            lifecycle_rules=[s3.LifecycleRule(expiration=cdk.Duration.days(lb_config.access_log_retention_days))],
+            # Access logs are audit evidence: kept on stack deletion, expired by the lifecycle rule.
+            removal_policy=cdk.RemovalPolicy.RETAIN,
+        )
+        acknowledge(self.access_logs, {
+            "AwsSolutions-S1": "This bucket receives the load balancer's access logs; logging its own access to "
+                               "another bucket would only duplicate what CloudTrail data events provide.",
+        })
+
+        self.alb = elbv2.ApplicationLoadBalancer(
+            self, "Alb",
+            vpc=vpc,
+            internet_facing=lb_config.internet_facing,
+            vpc_subnets=ec2.SubnetSelection(subnet_group_name="public" if lb_config.internet_facing else "private"),
+            security_group=security_group,
+            drop_invalid_header_fields=True,
+            # Longer than the gateway's upstream timeout, so the gateway answers (504) before the ALB cuts off.
+            idle_timeout=cdk.Duration.seconds(config.task.upstream_timeout_seconds + 10),
+            deletion_protection=config.retain_data,
+        )
+        self.alb.log_access_logs(self.access_logs, prefix="alb")
+
+        target = service.load_balancer_target(container_name=GATEWAY_CONTAINER, container_port=GATEWAY_PORT)
+        targets = elbv2.ApplicationTargetGroup(
+            self, "Gateway",
+            vpc=vpc,
+            port=GATEWAY_PORT,
+            protocol=elbv2.ApplicationProtocol.HTTP,
+            target_type=elbv2.TargetType.IP,
+            targets=[target],
+            deregistration_delay=cdk.Duration.seconds(GATEWAY_STOP_TIMEOUT_SECONDS),
+            health_check=elbv2.HealthCheck(
+                path=GATEWAY_READINESS_PATH, healthy_http_codes="200", interval=cdk.Duration.seconds(10),
+                timeout=cdk.Duration.seconds(5), healthy_threshold_count=2, unhealthy_threshold_count=3),
+        )
+        self.target_group = targets
+
+        if config.tls is None:
+            self.alb.add_listener("Http", port=HTTP_PORT, protocol=elbv2.ApplicationProtocol.HTTP, open=False,
+                                  default_target_groups=[targets])
+            self.endpoint_url = f"http://{self.alb.load_balancer_dns_name}"
+            return
+        self.alb.add_listener(
+            "Https", port=HTTPS_PORT, protocol=elbv2.ApplicationProtocol.HTTPS, open=False,
+            certificates=[elbv2.ListenerCertificate.from_arn(config.tls.certificate_arn)],
+            ssl_policy=elbv2.SslPolicy.RECOMMENDED_TLS,
+            default_target_groups=[targets])
+        self.alb.add_listener(
+            "HttpRedirect", port=HTTP_PORT, protocol=elbv2.ApplicationProtocol.HTTP, open=False,
+            default_action=elbv2.ListenerAction.redirect(protocol="HTTPS", port=str(HTTPS_PORT), permanent=True))
+        self.endpoint_url = f"https://{config.tls.domain_name}"
+        if config.tls.hosted_zone_id and config.tls.hosted_zone_name:
+            zone = route53.HostedZone.from_hosted_zone_attributes(
+                self, "Zone", hosted_zone_id=config.tls.hosted_zone_id, zone_name=config.tls.hosted_zone_name)
+            route53.ARecord(self, "Alias", zone=zone, record_name=config.tls.domain_name,
+                            target=route53.RecordTarget.from_alias(route53_targets.LoadBalancerTarget(self.alb)))

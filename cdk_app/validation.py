@@ -1,0 +1,242 @@
+"""Synth-time validation of environment configs.
+
+All problems of one environment are reported together, each naming the field, the bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+from cdk_app.log_retention import RETENTION_BY_DAYS
+
+if TYPE_CHECKING:
+    from cdk_app.config import EnvironmentConfig
+
+# Environments that hold real data: they must use TLS and keep their data when a stack is deleted.
+PROTECTED_ENVIRONMENTS = frozenset({"staging", "prod"})
+# Environments whose stateful stack must have termination protection.
+TERMINATION_PROTECTED_ENVIRONMENTS = frozenset({"prod"})
+
+# Valid Fargate CPU units -> allowed memory (MiB) values.
+FARGATE_SIZES: dict[int, tuple[int, ...]] = {
+    256: (512, 1024, 2048),
+    512: tuple(range(1024, 4096 + 1, 1024)),
+    1024: tuple(range(2048, 8192 + 1, 1024)),
+    2048: tuple(range(4096, 16384 + 1, 1024)),
+    4096: tuple(range(8192, 30720 + 1, 1024)),
+    8192: tuple(range(16384, 61440 + 1, 4096)),
+    16384: tuple(range(32768, 122880 + 1, 8192)),
+}
+
+
+_ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{1,15}$")
+_REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
+_ACCOUNT = re.compile(r"^\d{12}$")
+_PINNED_TAG = re.compile(r"^\d+\.\d+\.\d+$")
+_IMAGE_REPOSITORY = re.compile(r"^[a-z0-9]+([._/-][a-z0-9]+)*$")
+_SECURITY_GROUP_ID = re.compile(r"^sg-[0-9a-f]{8,17}$")
+_HOSTNAME = re.compile(r"^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_HOSTED_ZONE_ID = re.compile(r"^Z[A-Z0-9]{1,31}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[a-zA-Z]{2,}$")
+_TAG_VALUE = re.compile(r"^[\w .:/=+\-@]{1,256}$")
+_CERTIFICATE_ARN = re.compile(
+    r"^arn:aws[a-z-]*:acm:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):certificate/[0-9a-f-]{36}$")
+
+
+class ConfigError(ValueError):
+    """A user mistake in an environment config, explained field by field."""
+
+    def __init__(self, environment: str, problems: list[str]) -> None:
+        self.environment = environment
+        self.problems = problems
+        lines = "\n".join(f"  - {problem}" for problem in problems)
+        super().__init__(f"invalid config for environment {environment!r}:\n{lines}")
+
+
+def _problem(field: str, value: object, allowed: str) -> str:
+    return f"{field} = {value!r}: {allowed}"
+
+
+def validate_environment(config: EnvironmentConfig) -> None:
+    problems = [problem for check in _CHECKS for problem in check(config)]
+    if problems:
+        raise ConfigError(config.name, problems)
+
+
+def _identity(c: EnvironmentConfig) -> Iterator[str]:
+    if not _ENV_NAME.match(c.name):
+        yield _problem("name", c.name, "use 2-16 characters: lowercase letters, digits and '-', starting with a letter")
+    if not _REGION.match(c.region):
+        yield _problem("region", c.region, "use an AWS region code such as 'us-east-1'")
+    if c.account is not None and not _ACCOUNT.match(c.account):
+        yield _problem("account", c.account, "use a 12-digit AWS account id, or None for CDK_DEFAULT_ACCOUNT")
+    if not _TAG_VALUE.match(c.cost_centre):
+        yield _problem("cost_centre", c.cost_centre, "use 1-256 letters, digits, spaces or _ . : / = + - @")
+
+
+def _network(c: EnvironmentConfig) -> Iterator[str]:
+    n = c.network
+    try:
+        cidr = ipaddress.IPv4Network(n.vpc_cidr)
+    except ValueError:
+        yield _problem("network.vpc_cidr", n.vpc_cidr, "use an IPv4 network such as '10.20.0.0/16'")
+    else:
+        if not 16 <= cidr.prefixlen <= 22:
+            yield _problem("network.vpc_cidr", n.vpc_cidr, "use a prefix length from /16 to /22")
+    zones = n.availability_zones
+    if len(zones) < 2 or len(set(zones)) != len(zones):
+        yield _problem("network.availability_zones", zones, "list at least two distinct availability zones")
+    for zone in zones:
+        if not re.fullmatch(re.escape(c.region) + r"[a-z]", zone):
+            yield _problem("network.availability_zones", zone,
+                           f"use zones of region {c.region!r}, such as '{c.region}a'")
+    if not 0 <= n.nat_gateways <= len(zones):
+        yield _problem("network.nat_gateways", n.nat_gateways, f"use 0 to {len(zones)} (one per availability zone)")
+    if n.nat_gateways == 0 and not n.interface_endpoints:
+        yield _problem("network.interface_endpoints", False,
+                       "with nat_gateways = 0 the tasks need interface endpoints to reach ECR, Logs and Secrets "
+                       "Manager; set it to True or add a NAT gateway")
+    yield from _retention("network.flow_log_retention_days", n.flow_log_retention_days)
+
+
+def _image(c: EnvironmentConfig) -> Iterator[str]:
+    image = c.chroma_image
+    if not _IMAGE_REPOSITORY.match(image.repository):
+        yield _problem("chroma_image.repository", image.repository,
+                       "use an image repository such as 'chromadb/chroma' or 'ghcr.io/chroma-core/chroma'")
+    if not _PINNED_TAG.match(image.tag):
+        yield _problem("chroma_image.tag", image.tag,
+                       "pin an exact Chroma version such as '1.5.9' ('latest' and other moving tags are refused: "
+                       "Chroma's schema migrations are one-way)")
+
+
+def _task(c: EnvironmentConfig) -> Iterator[str]:
+    t = c.task
+    if t.cpu not in FARGATE_SIZES:
+        yield _problem("task.cpu", t.cpu, f"use one of the Fargate CPU sizes {sorted(FARGATE_SIZES)}")
+    elif t.memory_mib not in FARGATE_SIZES[t.cpu]:
+        yield _problem("task.memory_mib", t.memory_mib,
+                       f"with task.cpu = {t.cpu} Fargate allows {_describe_sizes(FARGATE_SIZES[t.cpu])} MiB")
+    if not 5 <= t.upstream_timeout_seconds <= 3600:
+        yield _problem("task.upstream_timeout_seconds", t.upstream_timeout_seconds, "use 5 to 3600 seconds")
+    if not 0 <= t.health_check_grace_seconds <= 3600:
+        yield _problem("task.health_check_grace_seconds", t.health_check_grace_seconds, "use 0 to 3600 seconds")
+    yield from _retention("task.log_retention_days", t.log_retention_days)
+
+
+def _load_balancer(c: EnvironmentConfig) -> Iterator[str]:
+    lb = c.load_balancer
+    for cidr in lb.allowed_client_cidrs:
+        try:
+            ipaddress.IPv4Network(cidr)
+        except ValueError:
+            yield _problem("load_balancer.allowed_client_cidrs", cidr, "use IPv4 networks such as '10.0.0.0/8'")
+    for group in lb.allowed_client_security_group_ids:
+        if not _SECURITY_GROUP_ID.match(group):
+            yield _problem("load_balancer.allowed_client_security_group_ids", group,
+                           "use security group ids such as 'sg-0123456789abcdef0'")
+    if lb.internet_facing and not (lb.allowed_client_cidrs or lb.allowed_client_security_group_ids):
+        yield _problem("load_balancer.internet_facing", True,
+                       "an internet-facing load balancer needs allowed_client_cidrs or "
+                       "allowed_client_security_group_ids; nothing is open to the internet by default")
+    if lb.internet_facing and c.network.nat_gateways == 0:
+        yield _problem("load_balancer.internet_facing", True,
+                       "an internet-facing load balancer needs public subnets; set network.nat_gateways >= 1 "
+                       "or keep the load balancer internal")
+    yield from _retention("load_balancer.access_log_retention_days", lb.access_log_retention_days)
+
+
+def _tls(c: EnvironmentConfig) -> Iterator[str]:
+    tls = c.tls
+    if tls is None:
+        if c.name in PROTECTED_ENVIRONMENTS:
+            yield _problem("tls", None, f"environment {c.name!r} must serve HTTPS: give a TlsConfig with an ACM "
+                                        "certificate_arn and domain_name")
+        return
+    arn = _CERTIFICATE_ARN.match(tls.certificate_arn)
+    if arn is None:
+        yield _problem("tls.certificate_arn", tls.certificate_arn,
+                       "use an ACM certificate ARN such as 'arn:aws:acm:REGION:ACCOUNT:certificate/UUID'")
+    else:
+        if arn["region"] != c.region:
+            yield _problem("tls.certificate_arn", tls.certificate_arn,
+                           f"the certificate must be in the environment's region {c.region!r}")
+        if c.account is not None and arn["account"] != c.account:
+            yield _problem("tls.certificate_arn", tls.certificate_arn,
+                           f"the certificate must be in the environment's account {c.account!r}")
+    if not _HOSTNAME.match(tls.domain_name):
+        yield _problem("tls.domain_name", tls.domain_name, "use a lowercase DNS name such as 'chroma.example.com'")
+    if (tls.hosted_zone_id is None) != (tls.hosted_zone_name is None):
+        yield _problem("tls.hosted_zone_id", tls.hosted_zone_id,
+                       "give hosted_zone_id and hosted_zone_name together, or neither")
+    elif tls.hosted_zone_id is not None and tls.hosted_zone_name is not None:
+        if not _HOSTED_ZONE_ID.match(tls.hosted_zone_id):
+            yield _problem("tls.hosted_zone_id", tls.hosted_zone_id, "use a Route 53 zone id such as 'Z0123456789ABC'")
+        zone = tls.hosted_zone_name.rstrip(".")
+        if not (tls.domain_name == zone or tls.domain_name.endswith("." + zone)):
+            yield _problem("tls.hosted_zone_name", tls.hosted_zone_name,
+                           f"the zone must contain tls.domain_name {tls.domain_name!r}")
+
+
+def _storage(c: EnvironmentConfig) -> Iterator[str]:
+    from cdk_app.config import EfsThroughputMode
+
+    s = c.storage
+    mibps = s.provisioned_throughput_mibps
+    if s.throughput_mode is EfsThroughputMode.PROVISIONED:
+        if mibps is None or not 1 <= mibps <= 3414:
+            yield _problem("storage.provisioned_throughput_mibps", mibps,
+                           "provisioned throughput needs 1 to 3414 MiB/s")
+    elif mibps is not None:
+        yield _problem("storage.provisioned_throughput_mibps", mibps,
+                       f"only used with throughput_mode PROVISIONED, not {s.throughput_mode.name}; remove it")
+    if s.capacity_budget_gib < 1:
+        yield _problem("storage.capacity_budget_gib", s.capacity_budget_gib, "use a budget of at least 1 GiB")
+
+
+def _backup(c: EnvironmentConfig) -> Iterator[str]:
+    b = c.backup
+    if not 0 <= b.hour_utc <= 23:
+        yield _problem("backup.hour_utc", b.hour_utc, "use an hour from 0 to 23")
+    if not 0 <= b.minute_utc <= 59:
+        yield _problem("backup.minute_utc", b.minute_utc, "use a minute from 0 to 59")
+    if not 1 <= b.retention_days <= 36500:
+        yield _problem("backup.retention_days", b.retention_days, "use 1 to 36500 days")
+
+
+def _protection(c: EnvironmentConfig) -> Iterator[str]:
+    if c.name in PROTECTED_ENVIRONMENTS and not c.retain_data:
+        yield _problem("retain_data", False, f"environment {c.name!r} holds real data and must retain it")
+    if c.name in TERMINATION_PROTECTED_ENVIRONMENTS and not c.termination_protection:
+        yield _problem("termination_protection", False, f"environment {c.name!r} must enable it")
+    if not 1 <= c.token_rotation_days <= 365:
+        yield _problem("token_rotation_days", c.token_rotation_days, "use 1 to 365 days")
+
+
+def _operations(c: EnvironmentConfig) -> Iterator[str]:
+    for email in c.alarm_emails:
+        if not _EMAIL.match(email):
+            yield _problem("alarm_emails", email, "use e-mail addresses such as 'oncall@example.com'")
+    if not re.fullmatch(r"https://[^\s?#]+[^/\s?#]", c.runbook_base_url):
+        yield _problem("runbook_base_url", c.runbook_base_url,
+                       "use an https:// URL without a trailing slash, query or fragment")
+
+
+def _describe_sizes(sizes: tuple[int, ...]) -> str:
+    steps = {b - a for a, b in zip(sizes, sizes[1:])}
+    if len(steps) == 1 and len(sizes) > 3:
+        return f"{sizes[0]} to {sizes[-1]} in steps of {steps.pop()}"
+    return ", ".join(map(str, sizes))
+
+
+def _retention(field: str, days: int) -> Iterator[str]:
+    if days not in RETENTION_BY_DAYS:
+        yield _problem(field, days, f"use a CloudWatch Logs retention: {', '.join(map(str, RETENTION_BY_DAYS))}")
+
+
+_CHECKS: tuple[Callable[[EnvironmentConfig], Iterator[str]], ...] = (
+    _identity, _network, _image, _task, _load_balancer, _tls, _storage, _backup, _protection, _operations,
+)

@@ -1,0 +1,1 @@
+"""The authenticated, observable reverse proxy that runs beside Chroma in every task."""

@@ -1,0 +1,90 @@
+"""Gateway settings, read from the environment. The CDK compute stack sets these same variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+DEFAULT_PORT = 8080
+LIVENESS_PATH = "/gateway/live"
+READINESS_PATH = "/gateway/ready"
+# Chroma's default max_payload_size_bytes: larger bodies would be refused by Chroma anyway.
+DEFAULT_MAX_BODY_BYTES = 41_943_040
+DEFAULT_METRICS_NAMESPACE = "ChromaGateway"
+
+ENV_PORT = "GATEWAY_PORT"
+ENV_LISTEN_ADDRESS = "GATEWAY_LISTEN_ADDRESS"
+ENV_UPSTREAM_URL = "GATEWAY_UPSTREAM_URL"
+ENV_UPSTREAM_TIMEOUT_SECONDS = "GATEWAY_UPSTREAM_TIMEOUT_SECONDS"
+ENV_MAX_BODY_BYTES = "GATEWAY_MAX_BODY_BYTES"
+ENV_TOKEN_SECRET_ID = "GATEWAY_TOKEN_SECRET_ID"
+ENV_TOKEN_FILE = "GATEWAY_TOKEN_FILE"
+ENV_TOKENS = "GATEWAY_TOKENS"
+ENV_TOKEN_REFRESH_SECONDS = "GATEWAY_TOKEN_REFRESH_SECONDS"
+ENV_PREVIOUS_TOKEN_GRACE_SECONDS = "GATEWAY_PREVIOUS_TOKEN_GRACE_SECONDS"
+ENV_DRAIN_SECONDS = "GATEWAY_DRAIN_SECONDS"
+ENV_METRICS_NAMESPACE = "GATEWAY_METRICS_NAMESPACE"
+ENV_ENVIRONMENT = "GATEWAY_ENVIRONMENT"
+
+
+class SettingsError(ValueError):
+    """A gateway setting is missing or out of range; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    upstream_url: str
+    port: int = DEFAULT_PORT
+    listen_address: str = "0.0.0.0"
+    upstream_timeout_seconds: float = 60.0
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    token_secret_id: str | None = None
+    token_file: str | None = None
+    tokens: tuple[str, ...] = ()
+    token_refresh_seconds: float = 15.0
+    previous_token_grace_seconds: float = 3600.0
+    drain_seconds: float = 25.0
+    metrics_namespace: str = DEFAULT_METRICS_NAMESPACE
+    environment: str = "local"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        upstream = env.get(ENV_UPSTREAM_URL, "").strip()
+        if not upstream.startswith(("http://", "https://")):
+            raise SettingsError(f"{ENV_UPSTREAM_URL} must be an http(s) URL such as http://127.0.0.1:8000")
+        settings = cls(
+            upstream_url=upstream.rstrip("/"),
+            port=_number(env, ENV_PORT, int, DEFAULT_PORT, 1, 65535),
+            listen_address=env.get(ENV_LISTEN_ADDRESS, "0.0.0.0"),
+            upstream_timeout_seconds=_number(env, ENV_UPSTREAM_TIMEOUT_SECONDS, float, 60.0, 0.1, 3600),
+            max_body_bytes=_number(env, ENV_MAX_BODY_BYTES, int, DEFAULT_MAX_BODY_BYTES, 1, 1 << 31),
+            token_secret_id=env.get(ENV_TOKEN_SECRET_ID) or None,
+            token_file=env.get(ENV_TOKEN_FILE) or None,
+            tokens=tuple(t for t in env.get(ENV_TOKENS, "").split(",") if t),
+            token_refresh_seconds=_number(env, ENV_TOKEN_REFRESH_SECONDS, float, 15.0, 0.05, 30),
+            previous_token_grace_seconds=_number(env, ENV_PREVIOUS_TOKEN_GRACE_SECONDS, float, 3600.0, 0, 7 * 86400),
+            drain_seconds=_number(env, ENV_DRAIN_SECONDS, float, 25.0, 0, 120),
+            metrics_namespace=env.get(ENV_METRICS_NAMESPACE, DEFAULT_METRICS_NAMESPACE),
+            environment=env.get(ENV_ENVIRONMENT, "local"),
+        )
+        sources = sum(bool(s) for s in (settings.token_secret_id, settings.token_file, settings.tokens))
+        if sources != 1:
+            raise SettingsError(f"set exactly one token source: {ENV_TOKEN_SECRET_ID}, {ENV_TOKEN_FILE} or "
+                                f"{ENV_TOKENS} (found {sources})")
+        return settings
+
+
+def _number(env: Mapping[str, str], name: str, kind: type[int] | type[float], default: float, low: float,
+            high: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a {kind.__name__}") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name}={raw!r} is out of range: use {low} to {high}")
+    return value

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_secretsmanager as secretsmanager
+from constructs import Construct
+
+from cdk_app.config import EnvironmentConfig
+from cdk_app.constants import SSM_CLUSTER_NAME, SSM_ENDPOINT_URL, SSM_SERVICE_NAME
+from cdk_app.constructs.chroma_service import ChromaService
+from cdk_app.constructs.load_balancer import ChromaLoadBalancer
+from cdk_app.constructs.published_values import PublishedValues
+from cdk_app.constructs.stateful import removal_policy
+from stacks.network_stack import NetworkStack
+from stacks.storage_stack import StorageStack
+
+
+class ComputeStack(cdk.Stack):
+    """The Chroma node (Chroma + gateway on Fargate) behind the load balancer."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, network: NetworkStack,
+                 storage: StorageStack, **kwargs: Any) -> None:
+        super().__init__(scope, construct_id, description=f"Chroma {config.name}: service and load balancer",
+                         **kwargs)
+        vpc = network.network.vpc
+        # Import the storage stack's key and secret by reference: grants then only touch this stack's role
+        # policies, never the key policy, which would make Storage depend on Compute (a cycle).
+        key = kms.Key.from_key_arn(self, "DataKey", storage.key.key_arn)
+        token_secret = secretsmanager.Secret.from_secret_attributes(
+            self, "GatewayToken", secret_complete_arn=storage.token_secret.secret_arn, encryption_key=key)
+        self.chroma = ChromaService(
+            self, "Chroma", config=config, vpc=vpc, subnets=network.network.private_subnets,
+            security_group=network.security_groups.task, file_system=storage.file_system,
+            access_point=storage.access_point, token_secret=token_secret, key=key,
+            removal_policy=removal_policy(config.retain_data))
+        self.load_balancer = ChromaLoadBalancer(
+            self, "LoadBalancer", config=config, vpc=vpc, security_group=network.security_groups.load_balancer,
+            service=self.chroma.service)
+
+        published = PublishedValues(self, "Published", environment=config.name)
+        published.publish(SSM_ENDPOINT_URL, self.load_balancer.endpoint_url, "Chroma endpoint (through the gateway)")
+        published.publish(SSM_CLUSTER_NAME, self.chroma.cluster.cluster_name, "ECS cluster of the Chroma service")
+        published.publish(SSM_SERVICE_NAME, self.chroma.service.service_name, "ECS service running the Chroma node")

@@ -1,0 +1,23 @@
+from __future__ import annotations
+
+from typing import Any
+
+import aws_cdk as cdk
+from constructs import Construct
+
+from cdk_app.config import EnvironmentConfig
+from cdk_app.constructs.network import ChromaNetwork
+from cdk_app.constructs.security_groups import ServiceSecurityGroups
+from cdk_app.constructs.stateful import removal_policy
+
+
+class NetworkStack(cdk.Stack):
+    """VPC, endpoints, flow logs and the security groups of every tier."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, **kwargs: Any) -> None:
+        super().__init__(scope, construct_id, description=f"Chroma {config.name}: network", **kwargs)
+        self.network = ChromaNetwork(self, "Network", config=config.network,
+                                     removal_policy=removal_policy(config.retain_data))
+        self.security_groups = ServiceSecurityGroups(self, "SecurityGroups", vpc=self.network.vpc,
+                                                     vpc_cidr=config.network.vpc_cidr,
+                                                     load_balancer=config.load_balancer, tls=config.tls is not None)
