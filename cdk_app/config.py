@@ -7,12 +7,12 @@ message naming the field, the bad value and what is allowed, never at deploy.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from enum import Enum
+from enum import StrEnum
 
 from cdk_app.constants import SERVICE_NAME
 
 
-class CpuArchitecture(str, Enum):
+class CpuArchitecture(StrEnum):
     ARM64 = "ARM64"
     X86_64 = "X86_64"
 
@@ -21,7 +21,7 @@ class CpuArchitecture(str, Enum):
         return "linux/arm64" if self is CpuArchitecture.ARM64 else "linux/amd64"
 
 
-class EfsThroughputMode(str, Enum):
+class EfsThroughputMode(StrEnum):
     # Elastic is AWS's recommendation for spiky workloads and needs no burst-credit babysitting.
     ELASTIC = "elastic"
     BURSTING = "bursting"

@@ -9,7 +9,6 @@ from __future__ import annotations
 from cdk_app.config import (
     BackupConfig,
     EnvironmentConfig,
-    LoadBalancerConfig,
     NetworkConfig,
     StorageConfig,
     TaskConfig,

@@ -6,6 +6,7 @@ All problems of one environment are reported together, each naming the field, th
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import re
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
@@ -122,8 +123,9 @@ def _task(c: EnvironmentConfig) -> Iterator[str]:
                        f"with task.cpu = {t.cpu} Fargate allows {_describe_sizes(FARGATE_SIZES[t.cpu])} MiB")
     if not 5 <= t.upstream_timeout_seconds <= 3600:
         yield _problem("task.upstream_timeout_seconds", t.upstream_timeout_seconds, "use 5 to 3600 seconds")
-    if not 0 <= t.health_check_grace_seconds <= 3600:
-        yield _problem("task.health_check_grace_seconds", t.health_check_grace_seconds, "use 0 to 3600 seconds")
+    if not 0 <= t.health_check_grace_seconds <= 300:
+        yield _problem("task.health_check_grace_seconds", t.health_check_grace_seconds,
+                       "use 0 to 300 seconds (the most an ECS container health check start period allows)")
     yield from _retention("task.log_retention_days", t.log_retention_days)
 
 
@@ -226,7 +228,7 @@ def _operations(c: EnvironmentConfig) -> Iterator[str]:
 
 
 def _describe_sizes(sizes: tuple[int, ...]) -> str:
-    steps = {b - a for a, b in zip(sizes, sizes[1:])}
+    steps = {b - a for a, b in itertools.pairwise(sizes)}
     if len(steps) == 1 and len(sizes) > 3:
         return f"{sizes[0]} to {sizes[-1]} in steps of {steps.pop()}"
     return ", ".join(map(str, sizes))

@@ -56,10 +56,10 @@ class Settings:
             raise SettingsError(f"{ENV_UPSTREAM_URL} must be an http(s) URL such as http://127.0.0.1:8000")
         settings = cls(
             upstream_url=upstream.rstrip("/"),
-            port=_number(env, ENV_PORT, int, DEFAULT_PORT, 1, 65535),
+            port=int(_number(env, ENV_PORT, int, DEFAULT_PORT, 1, 65535)),
             listen_address=env.get(ENV_LISTEN_ADDRESS, "0.0.0.0"),
             upstream_timeout_seconds=_number(env, ENV_UPSTREAM_TIMEOUT_SECONDS, float, 60.0, 0.1, 3600),
-            max_body_bytes=_number(env, ENV_MAX_BODY_BYTES, int, DEFAULT_MAX_BODY_BYTES, 1, 1 << 31),
+            max_body_bytes=int(_number(env, ENV_MAX_BODY_BYTES, int, DEFAULT_MAX_BODY_BYTES, 1, 1 << 31)),
             token_secret_id=env.get(ENV_TOKEN_SECRET_ID) or None,
             token_file=env.get(ENV_TOKEN_FILE) or None,
             tokens=tuple(t for t in env.get(ENV_TOKENS, "").split(",") if t),

@@ -79,6 +79,14 @@ class ChromaService(Construct):
         ))
         # The gateway reads the token (all stages) at run time, so a rotation needs no restart.
         token_secret.grant_read(task_role)
+        # The secret is encrypted with the data key. The key lives in the storage stack, so CDK's via-service grant
+        # (a key-policy statement naming this role) would be a cross-stack cycle: say it in the role's policy.
+        region = cdk.Stack.of(self).region
+        task_role.add_to_principal_policy(iam.PolicyStatement(
+            actions=["kms:Decrypt"],
+            resources=[key.key_arn],
+            conditions={"StringEquals": {"kms:ViaService": f"secretsmanager.{region}.amazonaws.com"}},
+        ))
 
         self.chroma = self.task_definition.add_container(
             CHROMA_CONTAINER,
@@ -151,8 +159,4 @@ class ChromaService(Construct):
         acknowledge(self.task_definition.obtain_execution_role(), {
             "AwsSolutions-IAM5[Resource::*]": "ecr:GetAuthorizationToken, which the execution role needs to pull "
                                               "the images, has no resource-level permissions; AWS requires '*'.",
-        })
-        acknowledge(task_role, {
-            "AwsSolutions-IAM5": "The wildcard is kms:GenerateDataKey* / kms:ReEncrypt* on the one data key, added "
-                                 "by Secret.grantRead with a kms:ViaService condition for Secrets Manager.",
         })

@@ -10,7 +10,6 @@ from constructs import Construct
 from cdk_app.config import NetworkConfig
 from cdk_app.constants import HTTPS_PORT
 from cdk_app.log_retention import retention
-from cdk_app.nag import acknowledge
 
 # What the tasks reach inside AWS: images (ECR + S3 layers), logs, the token secret and the key that encrypts it.
 INTERFACE_ENDPOINT_SERVICES: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
@@ -63,10 +62,3 @@ class ChromaNetwork(Construct):
                 self.vpc.add_interface_endpoint(name, service=service, subnets=self.private_subnets,
                                                 private_dns_enabled=True, open=False,
                                                 security_groups=[endpoints_group])
-
-        acknowledge(self, {
-            "AwsSolutions-IAM4": "CDK's custom resource that strips the default security group's rules runs with "
-                                 "the AWS-managed AWSLambdaBasicExecutionRole, which only allows writing its logs.",
-            "AwsSolutions-L1": "The runtime of CDK's built-in default-security-group custom resource is chosen by "
-                               "aws-cdk-lib, not by this app; it is upgraded with the library.",
-        })

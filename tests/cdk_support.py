@@ -1,0 +1,61 @@
+"""Synthesizes the app the way `cdk synth` does, once per test session, and reads back templates."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk.assertions import Template
+
+from cdk_app.app_builder import build_app
+from cdk_app.config import EnvironmentConfig
+from cdk_app.stage import ChromaStage
+
+STACK_IDS = ("Network", "Storage", "Compute", "Observability")
+_ASSET_HASH = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass
+class SynthesizedApp:
+    stages: dict[str, ChromaStage]
+    outdir: Path
+
+    def stack(self, environment: str, stack_id: str) -> cdk.Stack:
+        stage = self.stages[environment]
+        return {s.node.id: s for s in stage.stacks}[stack_id]
+
+    def template(self, environment: str, stack_id: str) -> Template:
+        return Template.from_stack(self.stack(environment, stack_id))
+
+    def template_json(self, environment: str, stack_id: str) -> dict[str, Any]:
+        stack = self.stack(environment, stack_id)
+        path = self.outdir / f"assembly-{environment}" / stack.template_file
+        template: dict[str, Any] = json.loads(path.read_text())
+        return template
+
+    def template_files(self) -> list[Path]:
+        return sorted(self.outdir.glob("assembly-*/*.template.json"))
+
+
+def synthesize(environments: Mapping[str, EnvironmentConfig], outdir: Path,
+               default_account: str | None = None, context: dict[str, Any] | None = None) -> SynthesizedApp:
+    app = cdk.App(outdir=str(outdir), context=context or {})
+    stages = build_app(app, environments, default_account=default_account)
+    app.synth()
+    return SynthesizedApp(stages={stage.stage_name: stage for stage in stages}, outdir=outdir)
+
+
+def normalized(template: dict[str, Any]) -> dict[str, Any]:
+    """A template without what changes when unrelated code changes: asset hashes and the bootstrap version check."""
+    template = dict(json.loads(_ASSET_HASH.sub("ASSET_HASH", json.dumps(template))))
+    template.get("Parameters", {}).pop("BootstrapVersion", None)
+    template.get("Rules", {}).pop("CheckBootstrapVersion", None)
+    for section in ("Parameters", "Rules"):
+        if section in template and not template[section]:
+            del template[section]
+    return template
