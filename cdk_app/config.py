@@ -125,6 +125,8 @@ class EnvironmentConfig:
     cost_centre: str = "vector-search"
     # Days between gateway token rotations.
     token_rotation_days: int = 30
+    # Minutes the gateway still accepts the previous token after a rotation, so clients can pick up the new one.
+    previous_token_grace_minutes: int = 60
 
     def __post_init__(self) -> None:
         from cdk_app.validation import validate_environment

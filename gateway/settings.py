@@ -24,6 +24,8 @@ ENV_TOKENS = "GATEWAY_TOKENS"
 ENV_TOKEN_REFRESH_SECONDS = "GATEWAY_TOKEN_REFRESH_SECONDS"
 ENV_PREVIOUS_TOKEN_GRACE_SECONDS = "GATEWAY_PREVIOUS_TOKEN_GRACE_SECONDS"
 ENV_DRAIN_SECONDS = "GATEWAY_DRAIN_SECONDS"
+ENV_CLIENT_TIMEOUT_SECONDS = "GATEWAY_CLIENT_TIMEOUT_SECONDS"
+ENV_KEEPALIVE_SECONDS = "GATEWAY_KEEPALIVE_SECONDS"
 ENV_METRICS_NAMESPACE = "GATEWAY_METRICS_NAMESPACE"
 ENV_ENVIRONMENT = "GATEWAY_ENVIRONMENT"
 
@@ -45,6 +47,10 @@ class Settings:
     token_refresh_seconds: float = 15.0
     previous_token_grace_seconds: float = 3600.0
     drain_seconds: float = 25.0
+    # A client must send a whole request (headers and body) within this; slow clients get 408.
+    client_timeout_seconds: float = 30.0
+    # Idle keep-alive connections close after this; keep it above the load balancer's idle timeout.
+    keepalive_seconds: float = 120.0
     metrics_namespace: str = DEFAULT_METRICS_NAMESPACE
     environment: str = "local"
 
@@ -66,6 +72,8 @@ class Settings:
             token_refresh_seconds=_number(env, ENV_TOKEN_REFRESH_SECONDS, float, 15.0, 0.05, 30),
             previous_token_grace_seconds=_number(env, ENV_PREVIOUS_TOKEN_GRACE_SECONDS, float, 3600.0, 0, 7 * 86400),
             drain_seconds=_number(env, ENV_DRAIN_SECONDS, float, 25.0, 0, 120),
+            client_timeout_seconds=_number(env, ENV_CLIENT_TIMEOUT_SECONDS, float, 30.0, 0.1, 600),
+            keepalive_seconds=_number(env, ENV_KEEPALIVE_SECONDS, float, 120.0, 1, 4000),
             metrics_namespace=env.get(ENV_METRICS_NAMESPACE, DEFAULT_METRICS_NAMESPACE),
             environment=env.get(ENV_ENVIRONMENT, "local"),
         )

@@ -33,6 +33,11 @@ from cdk_app.log_retention import retention
 from cdk_app.nag import acknowledge
 from gateway import settings as gw
 
+def alb_idle_timeout_seconds(config: EnvironmentConfig) -> int:
+    """Longer than the gateway's upstream timeout, so the gateway answers (504) before the ALB gives up."""
+    return config.task.upstream_timeout_seconds + 10
+
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHROMA_IMAGE_DIR = REPO_ROOT / "chroma_image"
 GATEWAY_DIR = REPO_ROOT / "gateway"
@@ -119,6 +124,9 @@ class ChromaService(Construct):
                 gw.ENV_MAX_BODY_BYTES: str(CHROMA_MAX_PAYLOAD_BYTES),
                 gw.ENV_TOKEN_SECRET_ID: token_secret.secret_arn,
                 gw.ENV_DRAIN_SECONDS: str(GATEWAY_STOP_TIMEOUT_SECONDS - 5),
+                gw.ENV_PREVIOUS_TOKEN_GRACE_SECONDS: str(config.previous_token_grace_minutes * 60),
+                # Longer than the load balancer's idle timeout, so the ALB, not the gateway, closes idle connections.
+                gw.ENV_KEEPALIVE_SECONDS: str(alb_idle_timeout_seconds(config) + 30),
                 gw.ENV_ENVIRONMENT: config.name,
             },
             essential=True,

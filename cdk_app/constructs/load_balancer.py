@@ -19,7 +19,7 @@ from cdk_app.constants import (
     HTTP_PORT,
     HTTPS_PORT,
 )
-from cdk_app.constructs.chroma_service import GATEWAY_CONTAINER
+from cdk_app.constructs.chroma_service import GATEWAY_CONTAINER, alb_idle_timeout_seconds
 from cdk_app.nag import acknowledge
 
 
@@ -50,8 +50,7 @@ class ChromaLoadBalancer(Construct):
             vpc_subnets=ec2.SubnetSelection(subnet_group_name="public" if lb_config.internet_facing else "private"),
             security_group=security_group,
             drop_invalid_header_fields=True,
-            # Longer than the gateway's upstream timeout, so the gateway answers (504) before the ALB cuts off.
-            idle_timeout=cdk.Duration.seconds(config.task.upstream_timeout_seconds + 10),
+            idle_timeout=cdk.Duration.seconds(alb_idle_timeout_seconds(config)),
             deletion_protection=config.retain_data,
         )
         self.alb.log_access_logs(self.access_logs, prefix="alb")

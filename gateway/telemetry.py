@@ -1,0 +1,89 @@
+"""One JSON line per request: the access log and, in CloudWatch Embedded Metric Format, the metrics.
+
+CloudWatch Logs extracts the `_aws` block into metrics per Environment and Operation (latency, requests, 4xx, 5xx,
+auth failures), so dashboards can plot p50/p95/p99 per operation. Tokens never appear here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from typing import IO, Any
+
+METRICS = (
+    {"Name": "Latency", "Unit": "Milliseconds"},
+    {"Name": "Requests", "Unit": "Count"},
+    {"Name": "Status4xx", "Unit": "Count"},
+    {"Name": "Status5xx", "Unit": "Count"},
+    {"Name": "AuthFailures", "Unit": "Count"},
+)
+
+
+@dataclass(frozen=True)
+class AccessRecord:
+    request_id: str
+    method: str
+    route: str
+    operation: str
+    status: int
+    latency_ms: float
+    bytes_in: int
+    bytes_out: int
+    auth_failure: bool = False
+    error: str | None = None
+
+
+class AccessLog:
+    def __init__(self, namespace: str, environment: str, stream: IO[str] | None = None) -> None:
+        self._environment = json.dumps(environment)
+        self._stream = stream or sys.stdout
+        self._buffer: list[str] = []
+        self._directive = json.dumps([{"Namespace": namespace, "Dimensions": [["Environment", "Operation"]],
+                                       "Metrics": list(METRICS)}], separators=(",", ":"))
+
+    def write(self, record: AccessRecord) -> None:
+        # Formatted by hand around the constant EMF directive: a third of json.dumps's cost, on every request.
+        # Every interpolated string is either from a closed set (operation, route segments, HTTP token chars) or
+        # JSON-encoded (error, request id).
+        error = f',"error":{json.dumps(record.error)}' if record.error else ""
+        latency = round(record.latency_ms, 3)
+        self._buffer.append(
+            f'{{"_aws":{{"Timestamp":{int(time.time() * 1000)},"CloudWatchMetrics":{self._directive}}},'
+            f'"type":"access","Environment":{self._environment},"Operation":"{record.operation}",'
+            f'"request_id":{json.dumps(record.request_id)},"method":"{record.method}","route":"{record.route}",'
+            f'"status":{record.status},"latency_ms":{latency},"bytes_in":{record.bytes_in},'
+            f'"bytes_out":{record.bytes_out},"Latency":{latency},"Requests":1,'
+            f'"Status4xx":{int(400 <= record.status < 500)},"Status5xx":{int(record.status >= 500)},'
+            f'"AuthFailures":{int(record.auth_failure)}{error}}}')
+
+    def flush(self) -> None:
+        """Written in batches (the server flushes a few times a second and at shutdown): cheaper per request."""
+        if self._buffer:
+            lines, self._buffer = self._buffer, []
+            self._stream.write("\n".join(lines) + "\n")
+            self._stream.flush()
+
+
+class JsonFormatter(logging.Formatter):
+    """Structured operational logs (start, stop, token refresh) on stderr, one JSON object per line."""
+
+    _RESERVED = frozenset(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {"time": round(record.created, 3), "level": record.levelname,
+                                "logger": record.name, "message": record.getMessage()}
+        line.update({k: v for k, v in record.__dict__.items() if k not in self._RESERVED})
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        return json.dumps(line, default=str)
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)

@@ -1,0 +1,168 @@
+"""The set of client tokens the gateway accepts, and where it comes from.
+
+Sources: a Secrets Manager secret (AWSCURRENT always, AWSPENDING during a rotation, AWSPREVIOUS for a grace period
+after one), a file, or a fixed list. A refresh that fails keeps the last good set: the gateway never fails open.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+log = logging.getLogger("gateway.tokens")
+
+# Chroma's clients send tokens of ASCII letters, digits and punctuation; anything else is malformed.
+MAX_TOKEN_LENGTH = 512
+
+
+def is_well_formed(token: str) -> bool:
+    return 0 < len(token) <= MAX_TOKEN_LENGTH and all("!" <= ch <= "~" for ch in token)
+
+
+@dataclass(frozen=True)
+class TokenSet:
+    """Tokens accepted now. `previous` is accepted only until `previous_valid_until` (epoch seconds)."""
+
+    current: tuple[str, ...] = ()
+    pending: str | None = None
+    previous: str | None = None
+    previous_valid_until: float = 0.0
+
+    def active(self, now: float) -> list[str]:
+        tokens = list(self.current)
+        if self.pending:
+            tokens.append(self.pending)
+        if self.previous and now < self.previous_valid_until:
+            tokens.append(self.previous)
+        return tokens
+
+    def accepts(self, candidate: str, now: float) -> bool:
+        # Compare against every active token, always, so timing says nothing about which one (if any) matched.
+        encoded = candidate.encode("ascii", "replace")
+        matched = False
+        for token in self.active(now):
+            matched |= hmac.compare_digest(encoded, token.encode("ascii", "replace"))
+        return matched
+
+    @property
+    def loaded(self) -> bool:
+        return bool(self.current)
+
+
+class TokenSource(Protocol):
+    def load(self) -> TokenSet: ...
+
+
+@dataclass
+class StaticTokenSource:
+    tokens: tuple[str, ...]
+
+    def load(self) -> TokenSet:
+        return TokenSet(current=_checked(self.tokens, "GATEWAY_TOKENS"))
+
+
+@dataclass
+class FileTokenSource:
+    """One token per line; blank lines and lines starting with '#' are ignored. Re-read on every refresh."""
+
+    path: Path
+
+    def load(self) -> TokenSet:
+        lines = self.path.read_text(encoding="utf-8").splitlines()
+        tokens = tuple(line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#"))
+        return TokenSet(current=_checked(tokens, f"token file {self.path}"))
+
+
+@dataclass
+class SecretsManagerTokenSource:
+    """Reads the secret's staged versions. The secret string is the token itself."""
+
+    secret_id: str
+    previous_grace_seconds: float
+    client: Any = field(repr=False)
+
+    def load(self) -> TokenSet:
+        current = self.client.get_secret_value(SecretId=self.secret_id, VersionStage="AWSCURRENT")
+        pending = self._stage("AWSPENDING", exclude=current["VersionId"])
+        previous = self._stage("AWSPREVIOUS", exclude=current["VersionId"])
+        # The previous token stays valid for the grace period after the current one took over: from the latest of
+        # the rotation time and the current version's creation, both known to Secrets Manager (restart-safe).
+        switched = [_epoch(current.get("CreatedDate"))]
+        described = self.client.describe_secret(SecretId=self.secret_id)
+        switched.append(_epoch(described.get("LastRotatedDate")))
+        return TokenSet(
+            current=_checked((current["SecretString"],), "AWSCURRENT"),
+            pending=_optional(pending, "AWSPENDING"),
+            previous=_optional(previous, "AWSPREVIOUS"),
+            previous_valid_until=max(switched) + self.previous_grace_seconds,
+        )
+
+    def _stage(self, stage: str, exclude: str) -> dict[str, Any] | None:
+        try:
+            version: dict[str, Any] = self.client.get_secret_value(SecretId=self.secret_id, VersionStage=stage)
+        except self.client.exceptions.ResourceNotFoundException:
+            return None
+        return None if version["VersionId"] == exclude else version
+
+
+def _epoch(value: datetime | None) -> float:
+    return value.timestamp() if value is not None else 0.0
+
+
+def _optional(version: dict[str, Any] | None, where: str) -> str | None:
+    if version is None or "SecretString" not in version:
+        return None
+    return _checked((version["SecretString"],), where)[0]
+
+
+def _checked(tokens: Iterable[str], where: str) -> tuple[str, ...]:
+    tokens = tuple(tokens)
+    if not tokens:
+        raise ValueError(f"{where} holds no token")
+    for index, token in enumerate(tokens):
+        if not is_well_formed(token):
+            # Never echo a token: say where and which, not what.
+            raise ValueError(f"{where}: token #{index + 1} is not 1-{MAX_TOKEN_LENGTH} printable ASCII characters")
+    return tokens
+
+
+@dataclass
+class TokenCache:
+    """The last good token set, plus what the last refresh said, for readiness and metrics."""
+
+    source: TokenSource
+    clock: Callable[[], float] = time.time
+    tokens: TokenSet = field(default_factory=TokenSet)
+    last_success: float | None = None
+    last_error: str | None = None
+    consecutive_failures: int = 0
+
+    def refresh(self) -> bool:
+        try:
+            tokens = self.source.load()
+        except Exception as error:
+            self.consecutive_failures += 1
+            self.last_error = f"{type(error).__name__}: {error}"
+            log.warning("token refresh failed; keeping the last good set",
+                        extra={"event": "token_refresh_failed", "error": self.last_error,
+                               "consecutive_failures": self.consecutive_failures, "have_tokens": self.tokens.loaded})
+            return False
+        changed = tokens != self.tokens
+        self.tokens = tokens
+        self.last_success = self.clock()
+        self.last_error = None
+        self.consecutive_failures = 0
+        if changed:
+            log.info("token set changed", extra={"event": "tokens_loaded", "current": len(tokens.current),
+                                                  "pending": tokens.pending is not None,
+                                                  "previous": tokens.previous is not None})
+        return True
+
+    def accepts(self, candidate: str) -> bool:
+        return self.tokens.accepts(candidate, self.clock())
