@@ -33,6 +33,7 @@ from cdk_app.log_retention import retention
 from cdk_app.nag import acknowledge
 from gateway import settings as gw
 
+
 def alb_idle_timeout_seconds(config: EnvironmentConfig) -> int:
     """Longer than the gateway's upstream timeout, so the gateway answers (504) before the ALB gives up."""
     return config.task.upstream_timeout_seconds + 10
