@@ -55,7 +55,7 @@ class NetworkConfig:
 @dataclass(frozen=True)
 class TaskConfig:
     # Fargate task size: CPU units and memory (MiB) must be a valid Fargate pair. Chroma's HNSW index must fit in
-    # the task's memory (see ops capacity); the task limit is the only limit the Rust server honours.
+    # the task's memory (Chroma: ~0.245 x RAM-in-GB million 1024-d vectors); the Rust server honours no other limit.
     cpu: int = 1024
     memory_mib: int = 4096
     architecture: CpuArchitecture = CpuArchitecture.ARM64
@@ -91,8 +91,6 @@ class StorageConfig:
     throughput_mode: EfsThroughputMode = EfsThroughputMode.ELASTIC
     # Only for PROVISIONED throughput.
     provisioned_throughput_mibps: int | None = None
-    # Budget that the capacity alarms measure the file system against.
-    capacity_budget_gib: int = 100
 
 
 @dataclass(frozen=True)
@@ -123,8 +121,6 @@ class EnvironmentConfig:
     alarm_emails: tuple[str, ...] = ()
     runbook_base_url: str = "https://github.com/example-org/chroma-on-aws/blob/main/runbooks"
     cost_centre: str = "vector-search"
-    # Days between gateway token rotations.
-    token_rotation_days: int = 30
     # Minutes the gateway still accepts the previous token after a rotation, so clients can pick up the new one.
     previous_token_grace_minutes: int = 60
 

@@ -10,7 +10,6 @@ from cdk_app.config import (
     BackupConfig,
     EnvironmentConfig,
     NetworkConfig,
-    StorageConfig,
     TaskConfig,
     TlsConfig,
 )
@@ -30,7 +29,6 @@ DEV = EnvironmentConfig(
     network=NetworkConfig(vpc_cidr="10.20.0.0/16", availability_zones=("us-east-1a", "us-east-1b"),
                           nat_gateways=1, interface_endpoints=False, flow_log_retention_days=14),
     task=TaskConfig(cpu=1024, memory_mib=2048, log_retention_days=14),
-    storage=StorageConfig(capacity_budget_gib=20),
     backup=BackupConfig(retention_days=7),
     retain_data=False,
 )
@@ -43,7 +41,6 @@ STAGING = EnvironmentConfig(
     task=TaskConfig(cpu=1024, memory_mib=4096),
     tls=TlsConfig(certificate_arn=_certificate("11111111-2222-3333-4444-555555555555"),
                   domain_name="chroma.staging.example.com"),
-    storage=StorageConfig(capacity_budget_gib=50),
     backup=BackupConfig(retention_days=14),
     alarm_emails=("chroma-staging@example.com",),
 )
@@ -58,7 +55,6 @@ PROD = EnvironmentConfig(
     task=TaskConfig(cpu=2048, memory_mib=8192, log_retention_days=90),
     tls=TlsConfig(certificate_arn=_certificate("66666666-7777-8888-9999-000000000000"),
                   domain_name="chroma.example.com"),
-    storage=StorageConfig(capacity_budget_gib=100),
     backup=BackupConfig(hour_utc=3, minute_utc=0, retention_days=35),
     termination_protection=True,
     alarm_emails=("chroma-oncall@example.com",),

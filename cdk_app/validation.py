@@ -195,8 +195,6 @@ def _storage(c: EnvironmentConfig) -> Iterator[str]:
     elif mibps is not None:
         yield _problem("storage.provisioned_throughput_mibps", mibps,
                        f"only used with throughput_mode PROVISIONED, not {s.throughput_mode.name}; remove it")
-    if s.capacity_budget_gib < 1:
-        yield _problem("storage.capacity_budget_gib", s.capacity_budget_gib, "use a budget of at least 1 GiB")
 
 
 def _backup(c: EnvironmentConfig) -> Iterator[str]:
@@ -214,8 +212,6 @@ def _protection(c: EnvironmentConfig) -> Iterator[str]:
         yield _problem("retain_data", False, f"environment {c.name!r} holds real data and must retain it")
     if c.name in TERMINATION_PROTECTED_ENVIRONMENTS and not c.termination_protection:
         yield _problem("termination_protection", False, f"environment {c.name!r} must enable it")
-    if not 1 <= c.token_rotation_days <= 365:
-        yield _problem("token_rotation_days", c.token_rotation_days, "use 1 to 365 days")
     if not 0 <= c.previous_token_grace_minutes <= 24 * 60:
         yield _problem("previous_token_grace_minutes", c.previous_token_grace_minutes,
                        "use 0 to 1440 minutes (the gateway accepts at most a day of overlap)")
