@@ -27,7 +27,7 @@ lint: setup
 	ruff check .
 
 typecheck: setup
-	mypy app.py cdk_app stacks gateway tests
+	mypy app.py conftest.py cdk_app stacks gateway lambdas tests
 
 unit: setup
 	pytest -q

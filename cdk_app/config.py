@@ -121,6 +121,8 @@ class EnvironmentConfig:
     alarm_emails: tuple[str, ...] = ()
     runbook_base_url: str = "https://github.com/example-org/chroma-on-aws/blob/main/runbooks"
     cost_centre: str = "vector-search"
+    # Days between gateway token rotations (by the rotation Lambda).
+    token_rotation_days: int = 30
     # Minutes the gateway still accepts the previous token after a rotation, so clients can pick up the new one.
     previous_token_grace_minutes: int = 60
 

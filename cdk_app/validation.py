@@ -212,6 +212,8 @@ def _protection(c: EnvironmentConfig) -> Iterator[str]:
         yield _problem("retain_data", False, f"environment {c.name!r} holds real data and must retain it")
     if c.name in TERMINATION_PROTECTED_ENVIRONMENTS and not c.termination_protection:
         yield _problem("termination_protection", False, f"environment {c.name!r} must enable it")
+    if not 1 <= c.token_rotation_days <= 365:
+        yield _problem("token_rotation_days", c.token_rotation_days, "use 1 to 365 days")
     if not 0 <= c.previous_token_grace_minutes <= 24 * 60:
         yield _problem("previous_token_grace_minutes", c.previous_token_grace_minutes,
                        "use 0 to 1440 minutes (the gateway accepts at most a day of overlap)")

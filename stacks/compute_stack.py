@@ -13,6 +13,7 @@ from cdk_app.constructs.chroma_service import ChromaService
 from cdk_app.constructs.load_balancer import ChromaLoadBalancer
 from cdk_app.constructs.published_values import PublishedValues
 from cdk_app.constructs.stateful import removal_policy
+from lambdas.secret_rotation.infrastructure import TokenRotation
 from stacks.network_stack import NetworkStack
 from stacks.storage_stack import StorageStack
 
@@ -38,6 +39,12 @@ class ComputeStack(cdk.Stack):
         self.load_balancer = ChromaLoadBalancer(
             self, "LoadBalancer", config=config, vpc=vpc, security_group=network.security_groups.load_balancer,
             service=self.chroma.service)
+
+        self.token_rotation = TokenRotation(
+            self, "TokenRotation", config=config, vpc=vpc, subnets=network.network.private_subnets,
+            security_group=network.security_groups.rotation, secret=token_secret, key=key,
+            load_balancer=self.load_balancer.alb, service=self.chroma.service,
+            removal_policy=removal_policy(config.retain_data))
 
         published = PublishedValues(self, "Published", environment=config.name)
         published.publish(SSM_ENDPOINT_URL, self.load_balancer.endpoint_url, "Chroma endpoint (through the gateway)")

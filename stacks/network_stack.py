@@ -20,4 +20,5 @@ class NetworkStack(cdk.Stack):
                                      removal_policy=removal_policy(config.retain_data))
         self.security_groups = ServiceSecurityGroups(self, "SecurityGroups", vpc=self.network.vpc,
                                                      vpc_cidr=config.network.vpc_cidr,
-                                                     load_balancer=config.load_balancer, tls=config.tls is not None)
+                                                     load_balancer=config.load_balancer, tls=config.tls is not None,
+                                                     endpoints=self.network.endpoints_security_group)

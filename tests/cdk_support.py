@@ -17,6 +17,9 @@ from cdk_app.config import EnvironmentConfig
 from cdk_app.stage import ChromaStage
 
 STACK_IDS = ("Network", "Storage", "Compute", "Observability")
+REPO = Path(__file__).resolve().parents[1]
+# The feature flags `cdk synth` applies, so tests see the templates a deploy would.
+CDK_CONTEXT: dict[str, Any] = json.loads((REPO / "cdk.json").read_text())["context"]
 _ASSET_HASH = re.compile(r"[0-9a-f]{64}")
 
 
@@ -44,7 +47,7 @@ class SynthesizedApp:
 
 def synthesize(environments: Mapping[str, EnvironmentConfig], outdir: Path,
                default_account: str | None = None, context: dict[str, Any] | None = None) -> SynthesizedApp:
-    app = cdk.App(outdir=str(outdir), context=context or {})
+    app = cdk.App(outdir=str(outdir), context={**CDK_CONTEXT, **(context or {})})
     stages = build_app(app, environments, default_account=default_account)
     app.synth()
     return SynthesizedApp(stages={stage.stage_name: stage for stage in stages}, outdir=outdir)

@@ -30,6 +30,8 @@ def test_every_environment_synthesizes_with_no_unacknowledged_nag_finding(synthe
         ("AwsSolutions-ECS2", "Compute/Chroma/Task/Resource"),
         ("AwsSolutions-IAM5", "Compute/Chroma/Task/ExecutionRole/DefaultPolicy/Resource"),
         ("AwsSolutions-S1", "Compute/LoadBalancer/AccessLogs/Resource"),
+        ("AwsSolutions-IAM4", "Compute/TokenRotation/Function/Function/ServiceRole/Resource"),
+        ("AwsSolutions-IAM5", "Compute/TokenRotation/Function/Function/ServiceRole/DefaultPolicy/Resource"),
     }
     assert all(len(v["reason"]) >= 40 for v in plugin["suppressedViolations"])
     assert len(synthesized.template_files()) == 12

@@ -142,6 +142,8 @@ def test_only_ingress_paths_are_clients_to_alb_to_task_to_efs(synthesized: Synth
     expected = {(alb, config.network.vpc_cidr, port) for port in listener_ports}
     expected.add((task, str({"Fn::GetAtt": [alb, "GroupId"]}), GATEWAY_PORT))
     expected.add((efs, str({"Fn::GetAtt": [task, "GroupId"]}), 2049))
+    rotation, listener = "SecurityGroupsRotation24AF8A4E", 443 if config.tls else 80
+    expected.add((alb, str({"Fn::GetAtt": [rotation, "GroupId"]}), listener))
     if config.network.interface_endpoints:
         expected.add(("NetworkEndpointsF8B8492F", config.network.vpc_cidr, 443))
     assert {(g, str(s) if isinstance(s, dict) else s, p) for g, s, p in rules} == expected
@@ -177,13 +179,15 @@ def test_token_secret_encrypted_with_cmk_and_readable_only_by_gateway_role(synth
         "Fn::GetAtt": ["ChromaDataKey", "Arn"]}
     readers = []
     for stack_id in STACK_IDS:
-        for _logical_id, policy in resources(synthesized.template_json(env, stack_id), "AWS::IAM::Policy").items():
+        for policy in resources(synthesized.template_json(env, stack_id), "AWS::IAM::Policy").values():
             for statement in policy["Properties"]["PolicyDocument"]["Statement"]:
                 actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
                 if any(a in ("secretsmanager:GetSecretValue", "secretsmanager:*", "*") for a in actions):
                     readers.append((stack_id, policy["Properties"]["Roles"], statement["Resource"]))
-    assert readers == [("Compute", [{"Ref": "ChromaTaskTaskRole1F52E32C"}],
-                        {"Fn::ImportValue": f"chroma-{env}-storage:ExportsOutputRefChromaGatewayTokenSecretB7A5BECE"})]
+    secret = {"Fn::ImportValue": f"chroma-{env}-storage:ExportsOutputRefChromaGatewayTokenSecretB7A5BECE"}
+    # The gateway reads it; the rotation function reads and writes it. Nobody else.
+    assert readers == [("Compute", [{"Ref": "ChromaTaskTaskRole1F52E32C"}], secret),
+                       ("Compute", [{"Ref": "TokenRotationFunctionServiceRole3A2E62B5"}], secret)]
     compute = synthesized.template(env, "Compute")
     compute.has_resource_properties("AWS::IAM::Policy", {
         "Roles": [{"Ref": "ChromaTaskTaskRole1F52E32C"}],
@@ -243,11 +247,16 @@ def test_load_balancer_listeners_health_check_and_access_logs(synthesized: Synth
 def test_logs_have_explicit_retention_and_container_logs_are_encrypted(synthesized: SynthesizedApp,
                                                                        env: str) -> None:
     config = ENVIRONMENTS[env]
-    logs = only(synthesized.template_json(env, "Compute"), "AWS::Logs::LogGroup")["Properties"]
-    assert logs["RetentionInDays"] == config.task.log_retention_days
-    assert "KmsKeyId" in logs
+    compute = resources(synthesized.template_json(env, "Compute"), "AWS::Logs::LogGroup")
+    assert len(compute) == 2  # the containers' and the rotation function's
+    for log_group in compute.values():
+        assert log_group["Properties"]["RetentionInDays"] == config.task.log_retention_days
+        assert "KmsKeyId" in log_group["Properties"]
     flow = only(synthesized.template_json(env, "Network"), "AWS::Logs::LogGroup")["Properties"]
     assert flow["RetentionInDays"] == config.network.flow_log_retention_days
+    for stack_id in STACK_IDS:  # no log group anywhere keeps logs forever by accident
+        for log_group in resources(synthesized.template_json(env, stack_id), "AWS::Logs::LogGroup").values():
+            assert "RetentionInDays" in log_group["Properties"]
 
 
 @pytest.mark.parametrize("env", ENVS)

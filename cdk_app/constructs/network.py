@@ -52,8 +52,9 @@ class ChromaNetwork(Construct):
         # S3 gateway endpoints are free and carry ECR image layers.
         self.vpc.add_gateway_endpoint("S3", service=ec2.GatewayVpcEndpointAwsService.S3,
                                       subnets=[self.private_subnets])
+        self.endpoints_security_group: ec2.SecurityGroup | None = None
         if config.interface_endpoints:
-            endpoints_group = ec2.SecurityGroup(
+            endpoints_group = self.endpoints_security_group = ec2.SecurityGroup(
                 self, "Endpoints", vpc=self.vpc, allow_all_outbound=False,
                 description="Interface VPC endpoints: HTTPS from inside the VPC only")
             endpoints_group.add_ingress_rule(ec2.Peer.ipv4(config.vpc_cidr), ec2.Port.tcp(HTTPS_PORT),

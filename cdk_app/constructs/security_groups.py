@@ -14,7 +14,7 @@ from cdk_app.constants import GATEWAY_PORT, HTTP_PORT, HTTPS_PORT
 
 class ServiceSecurityGroups(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, vpc: ec2.IVpc, vpc_cidr: str,
-                 load_balancer: LoadBalancerConfig, tls: bool) -> None:
+                 load_balancer: LoadBalancerConfig, tls: bool, endpoints: ec2.ISecurityGroup | None) -> None:
         super().__init__(scope, construct_id)
         self.load_balancer = ec2.SecurityGroup(
             self, "LoadBalancer", vpc=vpc, allow_all_outbound=False,
@@ -25,6 +25,9 @@ class ServiceSecurityGroups(Construct):
         self.file_system = ec2.SecurityGroup(
             self, "FileSystem", vpc=vpc, allow_all_outbound=False,
             description="Chroma EFS mount targets: NFS from the Chroma task only")
+        self.rotation = ec2.SecurityGroup(
+            self, "Rotation", vpc=vpc, allow_all_outbound=False,
+            description="Token rotation function: to the load balancer and to Secrets Manager only")
 
         listener_ports = [HTTPS_PORT, HTTP_PORT] if tls else [HTTP_PORT]
         for peer in self._client_peers(vpc_cidr, load_balancer):
@@ -37,6 +40,13 @@ class ServiceSecurityGroups(Construct):
         # HTTPS to AWS APIs (ECR, S3, Logs, Secrets Manager, KMS) through VPC endpoints or NAT.
         self.task.add_egress_rule(ec2.Peer.any_ipv4(), ec2.Port.tcp(HTTPS_PORT), "AWS APIs over HTTPS")
         self.file_system.add_ingress_rule(self.task, ec2.Port.NFS, "NFS from the Chroma task")
+
+        # The rotation function calls Chroma through the load balancer, like a client, and Secrets Manager.
+        listener = ec2.Port.tcp(HTTPS_PORT if tls else HTTP_PORT)
+        self.rotation.add_egress_rule(self.load_balancer, listener, "To the load balancer")
+        self.load_balancer.add_ingress_rule(self.rotation, listener, "From the token rotation function")
+        self.rotation.add_egress_rule(endpoints or ec2.Peer.any_ipv4(), ec2.Port.tcp(HTTPS_PORT),
+                                      "Secrets Manager (VPC endpoint, or through NAT)")
 
     def _client_peers(self, vpc_cidr: str, config: LoadBalancerConfig) -> list[ec2.IPeer]:
         peers: list[ec2.IPeer] = [ec2.Peer.ipv4(cidr) for cidr in config.allowed_client_cidrs]

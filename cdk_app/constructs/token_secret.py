@@ -29,6 +29,7 @@ class GatewayTokenSecret(Construct):
         )
         pin_logical_id(self.secret, "ChromaGatewayTokenSecret")
         acknowledge(self.secret, {
-            "AwsSolutions-SMG4": "Rotation is not wired yet: the rotation Lambda is tracked in issue #4. Until then "
-                                 "the token is unique per environment and readable only by the gateway task role.",
+            "AwsSolutions-SMG4": "The secret is rotated: its RotationSchedule lives in the Compute stack beside the "
+                                 "rotation function (it needs the function and the load balancer), out of this "
+                                 "stack's sight.",
         })

@@ -1,3 +1,5 @@
+"""Fixtures shared by every test directory: the synthesized app (once per session) and JSON snapshots."""
+
 from __future__ import annotations
 
 from pathlib import Path

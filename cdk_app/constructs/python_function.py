@@ -1,0 +1,102 @@
+"""A Python Lambda function of this repository: its package plus Powertools, bundled at synth without Docker.
+
+Bundling copies the function's package and the pure-Python Powertools dependencies, at the versions pinned in
+requirements-dev.txt and installed in the synthesizing environment, into the asset. No network, no Docker.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+import jsii
+from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from cdk_app.log_retention import retention
+from cdk_app.nag import acknowledge
+
+# Powertools with its Tracer: all pure Python (wrapt runs without its C extension, see WRAPT_DISABLE_EXTENSIONS).
+BUNDLED_PACKAGES = ("aws_lambda_powertools", "jmespath", "typing_extensions", "aws_xray_sdk", "wrapt")
+_IGNORED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.so", "*.c", "tests")
+RUNTIME = lambda_.Runtime.PYTHON_3_14
+
+
+def _installed_path(package: str) -> Path:
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        raise RuntimeError(f"{package} is not installed: run `make setup` (it is pinned in requirements-dev.txt)")
+    origin = Path(spec.origin)
+    return origin.parent if origin.name == "__init__.py" else origin
+
+
+@jsii.implements(cdk.ILocalBundling)
+class _CopyBundler:
+    def __init__(self, package_dir: Path, package_name: str) -> None:
+        self._package_dir = package_dir
+        self._package_name = package_name
+
+    def try_bundle(self, output_dir: str, *_: Any, **__: Any) -> bool:
+        out = Path(output_dir)
+        shutil.copytree(self._package_dir, out / self._package_name, ignore=_IGNORED, dirs_exist_ok=True)
+        for package in BUNDLED_PACKAGES:
+            source = _installed_path(package)
+            if source.is_dir():
+                shutil.copytree(source, out / source.name, ignore=_IGNORED, dirs_exist_ok=True)
+            else:
+                shutil.copy2(source, out / source.name)
+        return True
+
+
+class PythonFunction(Construct):
+    """`package_dir` is deployed as package `function`; `handler` is relative to it (e.g. "handler.lambda_handler")."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, package_dir: Path, handler: str, description: str,
+                 service: str, metrics_namespace: str, vpc: ec2.IVpc, subnets: ec2.SubnetSelection,
+                 security_group: ec2.ISecurityGroup, log_retention_days: int, log_key: kms.IKey,
+                 removal_policy: cdk.RemovalPolicy,
+                 environment: dict[str, str] | None = None, timeout: cdk.Duration | None = None) -> None:
+        super().__init__(scope, construct_id)
+        self.log_group = logs.LogGroup(self, "Logs", retention=retention(log_retention_days),
+                                       encryption_key=log_key, removal_policy=removal_policy)
+        code = lambda_.Code.from_asset(str(package_dir), bundling=cdk.BundlingOptions(
+            image=RUNTIME.bundling_image, local=_CopyBundler(package_dir, "function")))
+        self.function = lambda_.Function(
+            self, "Function",
+            runtime=RUNTIME,
+            architecture=lambda_.Architecture.ARM_64,
+            handler=f"function.{handler}",
+            code=code,
+            description=description,
+            timeout=timeout or cdk.Duration.seconds(30),
+            memory_size=256,
+            vpc=vpc,
+            vpc_subnets=subnets,
+            security_groups=[security_group],
+            log_group=self.log_group,
+            tracing=lambda_.Tracing.ACTIVE,
+            environment={
+                "POWERTOOLS_SERVICE_NAME": service,
+                "POWERTOOLS_METRICS_NAMESPACE": metrics_namespace,
+                "WRAPT_DISABLE_EXTENSIONS": "1",
+                **(environment or {}),
+            },
+        )
+        role = self.function.role
+        assert isinstance(role, iam.Role)
+        acknowledge(role, {
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+            "AWSLambdaBasicExecutionRole]": "AWS's minimal managed policy for a function to write its own logs.",
+            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+            "AWSLambdaVPCAccessExecutionRole]": "AWS's managed policy for the network interfaces a function in a "
+                                                "VPC needs; ENI actions have no resource-level scoping.",
+            "AwsSolutions-IAM5[Resource::*]": "X-Ray's PutTraceSegments and PutTelemetryRecords, added by active "
+                                              "tracing, have no resource-level permissions.",
+        })

@@ -1,0 +1,1 @@
+"""Secrets Manager rotation function for the gateway token (deployed as the package `function`)."""

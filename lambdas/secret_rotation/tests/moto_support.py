@@ -1,0 +1,27 @@
+"""What Secrets Manager does around a rotation, emulated on moto's backend (moto only does it with a Lambda)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+from moto.core.models import DEFAULT_ACCOUNT_ID
+from moto.secretsmanager.models import FakeSecret, secretsmanager_backends
+
+
+def enable_rotation(client: Any, secret_id: str) -> None:
+    """Turn rotation on. moto, having no function to call, re-labels the same value AWSCURRENT at once."""
+    client.rotate_secret(SecretId=secret_id, RotationRules={"AutomaticallyAfterDays": 30}, RotateImmediately=False)
+
+
+def begin_rotation(client: Any, secret_id: str, region: str = "us-east-1") -> str:
+    """Secrets Manager's RotateSecret: a new version id staged AWSPENDING, with no value yet; returns the id."""
+    enable_rotation(client, secret_id)
+    version = str(uuid.uuid4())
+    secret = secretsmanager_backends[DEFAULT_ACCOUNT_ID][region].secrets[secret_id]
+    assert isinstance(secret, FakeSecret)
+    secret.remove_version_stages_from_old_versions(["AWSPENDING"])
+    secret.versions[version] = {"createdate": int(time.time()), "version_id": version,
+                                "version_stages": ["AWSPENDING"]}
+    return version
