@@ -93,6 +93,44 @@ class StorageConfig:
     provisioned_throughput_mibps: int | None = None
 
 
+class Automation(StrEnum):
+    """Safe remediations an alarm may start (SSM Automation documents; operators can run them by hand too)."""
+
+    RESTART_SERVICE = "restart-service"  # a new deployment, honouring the single-writer settings
+    BACKUP_NOW = "backup-now"  # an on-demand AWS Backup of the file system
+
+
+@dataclass(frozen=True)
+class CapacityConfig:
+    """What the EFS capacity check measures against, and when its alarms fire."""
+
+    budget_gib: int = 100
+    check_every_minutes: int = 60
+    warning_percent: int = 80
+    critical_percent: int = 90
+    # Alarm when, at the current growth rate, the budget is full in fewer days than this.
+    days_to_full_threshold: int = 14
+
+
+@dataclass(frozen=True)
+class AlarmConfig:
+    """Alarm thresholds. Defaults are tight on purpose (see runbooks/README.md for why each is what it is)."""
+
+    alb_5xx_percent: float = 1.0
+    response_time_p95_ms: int = 250
+    # Gateway p99 latency per Chroma operation (ms).
+    operation_p99_ms: tuple[tuple[str, int], ...] = (("query", 500), ("get", 1000), ("add", 2000),
+                                                     ("upsert", 2000))
+    gateway_5xx_per_5_minutes: int = 5
+    auth_failures_per_5_minutes: int = 50
+    memory_percent: int = 85
+    cpu_percent: int = 80
+    efs_io_limit_percent: int = 90
+    rotation_overdue_margin_days: int = 2
+    # (alarm id, automation): an alarm entering ALARM starts that automation.
+    automations: tuple[tuple[str, Automation], ...] = ()
+
+
 @dataclass(frozen=True)
 class BackupConfig:
     """Daily AWS Backup of the file system at hour:minute UTC, kept retention_days."""
@@ -115,6 +153,8 @@ class EnvironmentConfig:
     tls: TlsConfig | None = None
     storage: StorageConfig = field(default_factory=StorageConfig)
     backup: BackupConfig = field(default_factory=BackupConfig)
+    capacity: CapacityConfig = field(default_factory=CapacityConfig)
+    alarms: AlarmConfig = field(default_factory=AlarmConfig)
     # Keep the file system, key, vault, secret and logs bucket when the stack or environment is deleted.
     retain_data: bool = True
     termination_protection: bool = False

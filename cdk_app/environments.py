@@ -7,7 +7,10 @@ dev takes its account from CDK_DEFAULT_ACCOUNT (your credentials) when it names 
 from __future__ import annotations
 
 from cdk_app.config import (
+    AlarmConfig,
+    Automation,
     BackupConfig,
+    CapacityConfig,
     EnvironmentConfig,
     NetworkConfig,
     TaskConfig,
@@ -15,6 +18,8 @@ from cdk_app.config import (
 )
 
 _EXAMPLE_ACCOUNT = "111122223333"
+# Where real data lives: restart before the OOM killer does; take a backup when the disk budget runs out.
+_REMEDIATIONS = (("task-memory-high", Automation.RESTART_SERVICE), ("efs-capacity-critical", Automation.BACKUP_NOW))
 _REGION = "us-east-1"
 
 
@@ -30,6 +35,9 @@ DEV = EnvironmentConfig(
                           nat_gateways=1, interface_endpoints=False, flow_log_retention_days=14),
     task=TaskConfig(cpu=1024, memory_mib=2048, log_retention_days=14),
     backup=BackupConfig(retention_days=7),
+    capacity=CapacityConfig(budget_gib=20),
+    # Looser than staging/prod: dev shares small tasks with experiments.
+    alarms=AlarmConfig(response_time_p95_ms=500, auth_failures_per_5_minutes=200),
     retain_data=False,
 )
 
@@ -42,6 +50,8 @@ STAGING = EnvironmentConfig(
     tls=TlsConfig(certificate_arn=_certificate("11111111-2222-3333-4444-555555555555"),
                   domain_name="chroma.staging.example.com"),
     backup=BackupConfig(retention_days=14),
+    capacity=CapacityConfig(budget_gib=50),
+    alarms=AlarmConfig(automations=_REMEDIATIONS),
     alarm_emails=("chroma-staging@example.com",),
 )
 
@@ -56,6 +66,8 @@ PROD = EnvironmentConfig(
     tls=TlsConfig(certificate_arn=_certificate("66666666-7777-8888-9999-000000000000"),
                   domain_name="chroma.example.com"),
     backup=BackupConfig(hour_utc=3, minute_utc=0, retention_days=35),
+    capacity=CapacityConfig(budget_gib=100, check_every_minutes=30),
+    alarms=AlarmConfig(automations=_REMEDIATIONS),
     termination_protection=True,
     alarm_emails=("chroma-oncall@example.com",),
 )

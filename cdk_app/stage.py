@@ -24,7 +24,7 @@ class ChromaStage(cdk.Stage):
         self.compute = ComputeStack(self, "Compute", config=config, network=self.network, storage=self.storage,
                                     **names("Compute"))
         self.observability = ObservabilityStack(self, "Observability", config=config, storage=self.storage,
-                                                **names("Observability"))
+                                                compute=self.compute, **names("Observability"))
         for key, value in config.tags.items():
             cdk.Tags.of(self).add(key, value)
 

@@ -207,6 +207,49 @@ def _backup(c: EnvironmentConfig) -> Iterator[str]:
         yield _problem("backup.retention_days", b.retention_days, "use 1 to 36500 days")
 
 
+def _capacity(c: EnvironmentConfig) -> Iterator[str]:
+    cap = c.capacity
+    if cap.budget_gib < 1:
+        yield _problem("capacity.budget_gib", cap.budget_gib, "use a budget of at least 1 GiB")
+    if not 5 <= cap.check_every_minutes <= 1440:
+        yield _problem("capacity.check_every_minutes", cap.check_every_minutes, "use 5 to 1440 minutes")
+    if not 1 <= cap.warning_percent < cap.critical_percent <= 100:
+        yield _problem("capacity.warning_percent", (cap.warning_percent, cap.critical_percent),
+                       "use 1 <= warning_percent < critical_percent <= 100")
+    if cap.days_to_full_threshold < 1:
+        yield _problem("capacity.days_to_full_threshold", cap.days_to_full_threshold, "use at least 1 day")
+
+
+def _alarms(c: EnvironmentConfig) -> Iterator[str]:
+    from cdk_app.alarm_ids import ALARM_RUNBOOKS
+    from gateway.operations import OPERATIONS
+
+    a = c.alarms
+    if not 0 < a.alb_5xx_percent <= 100:
+        yield _problem("alarms.alb_5xx_percent", a.alb_5xx_percent, "use a percentage above 0, at most 100")
+    for name in ("memory_percent", "cpu_percent", "efs_io_limit_percent"):
+        if not 1 <= getattr(a, name) <= 100:
+            yield _problem(f"alarms.{name}", getattr(a, name), "use a percentage from 1 to 100")
+    for name in ("response_time_p95_ms", "gateway_5xx_per_5_minutes", "auth_failures_per_5_minutes",
+                 "rotation_overdue_margin_days"):
+        if getattr(a, name) < 1:
+            yield _problem(f"alarms.{name}", getattr(a, name), "use a positive number")
+    operations = [op for op, _ in a.operation_p99_ms]
+    for op, ms in a.operation_p99_ms:
+        if op not in OPERATIONS or operations.count(op) > 1:
+            yield _problem("alarms.operation_p99_ms", op, f"use each of {', '.join(OPERATIONS)} at most once")
+        if ms < 1:
+            yield _problem("alarms.operation_p99_ms", (op, ms), "use a positive number of milliseconds")
+    for alarm_id, _automation in a.automations:
+        if alarm_id not in ALARM_RUNBOOKS:
+            yield _problem("alarms.automations", alarm_id, f"use one of the alarm ids: {', '.join(ALARM_RUNBOOKS)}")
+        elif alarm_id.startswith("gateway-latency-") and alarm_id.removeprefix("gateway-latency-").replace(
+                "-", "_") not in operations:
+            yield _problem("alarms.automations", alarm_id, "that latency alarm is not in alarms.operation_p99_ms")
+    if len({alarm_id for alarm_id, _ in a.automations}) != len(a.automations):
+        yield _problem("alarms.automations", a.automations, "give each alarm at most one automation")
+
+
 def _protection(c: EnvironmentConfig) -> Iterator[str]:
     if c.name in PROTECTED_ENVIRONMENTS and not c.retain_data:
         yield _problem("retain_data", False, f"environment {c.name!r} holds real data and must retain it")
@@ -241,5 +284,6 @@ def _retention(field: str, days: int) -> Iterator[str]:
 
 
 _CHECKS: tuple[Callable[[EnvironmentConfig], Iterator[str]], ...] = (
-    _identity, _network, _image, _task, _load_balancer, _tls, _storage, _backup, _protection, _operations,
+    _identity, _network, _image, _task, _load_balancer, _tls, _storage, _backup, _capacity, _alarms, _protection,
+    _operations,
 )

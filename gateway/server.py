@@ -445,8 +445,17 @@ class ClientConnection(asyncio.Protocol):
         self.gateway.access_log.write(AccessRecord(
             request_id=request_id.decode("ascii"), method=request.method.decode("latin-1"), route=route,
             operation=operation, status=status, latency_ms=(time.perf_counter() - request.started) * 1000,
-            bytes_in=request.body_bytes, bytes_out=bytes_out, auth_failure=auth_failure, error=error))
+            bytes_in=request.body_bytes, bytes_out=bytes_out, auth_failure=auth_failure, error=error,
+            client=self._client_address(request)))
         self._done(keep_alive and self.keep_alive_after(request))
+
+    def _client_address(self, request: Request) -> str:
+        """The original client (first X-Forwarded-For entry, as the ALB sets it), else the peer."""
+        forwarded = next((v for n, v in request.headers if n.lower() == b"x-forwarded-for"), None)
+        if forwarded:
+            return forwarded.split(b",")[0].strip().decode("latin-1")[:64]
+        peer = self.transport.get_extra_info("peername") if self.transport is not None else None
+        return str(peer[0]) if peer else ""
 
     def _done(self, keep_alive: bool) -> None:
         self.active = None

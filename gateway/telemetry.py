@@ -1,7 +1,8 @@
 """One JSON line per request: the access log and, in CloudWatch Embedded Metric Format, the metrics.
 
-CloudWatch Logs extracts the `_aws` block into metrics per Environment and Operation (latency, requests, 4xx, 5xx,
-auth failures), so dashboards can plot p50/p95/p99 per operation. Tokens never appear here.
+CloudWatch Logs extracts the `_aws` block into metrics (latency, requests, 4xx, 5xx, auth failures) per Environment
+and Operation, and per Environment alone, so dashboards can plot p50/p95/p99 per operation and alarms can watch
+totals. Tokens never appear here.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class AccessRecord:
     bytes_out: int
     auth_failure: bool = False
     error: str | None = None
+    client: str = ""
 
 
 class AccessLog:
@@ -41,7 +43,9 @@ class AccessLog:
         self._environment = json.dumps(environment)
         self._stream = stream or sys.stdout
         self._buffer: list[str] = []
-        self._directive = json.dumps([{"Namespace": namespace, "Dimensions": [["Environment", "Operation"]],
+        # Per operation, and per environment across operations (what the error and auth alarms watch).
+        self._directive = json.dumps([{"Namespace": namespace, "Dimensions": [["Environment", "Operation"],
+                                                                              ["Environment"]],
                                        "Metrics": list(METRICS)}], separators=(",", ":"))
 
     def write(self, record: AccessRecord) -> None:
@@ -53,7 +57,8 @@ class AccessLog:
         self._buffer.append(
             f'{{"_aws":{{"Timestamp":{int(time.time() * 1000)},"CloudWatchMetrics":{self._directive}}},'
             f'"type":"access","Environment":{self._environment},"Operation":"{record.operation}",'
-            f'"request_id":{json.dumps(record.request_id)},"method":"{record.method}","route":"{record.route}",'
+            f'"request_id":{json.dumps(record.request_id)},"client":{json.dumps(record.client)},'
+            f'"method":"{record.method}","route":"{record.route}",'
             f'"status":{record.status},"latency_ms":{latency},"bytes_in":{record.bytes_in},'
             f'"bytes_out":{record.bytes_out},"Latency":{latency},"Requests":1,'
             f'"Status4xx":{int(400 <= record.status < 500)},"Status5xx":{int(record.status >= 500)},'

@@ -8,7 +8,7 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from cdk_app.config import EnvironmentConfig
-from cdk_app.constants import SSM_CLUSTER_NAME, SSM_ENDPOINT_URL, SSM_SERVICE_NAME
+from cdk_app.constants import SSM_CLUSTER_NAME, SSM_ENDPOINT_URL, SSM_LOG_GROUP_NAME, SSM_SERVICE_NAME
 from cdk_app.constructs.chroma_service import ChromaService
 from cdk_app.constructs.load_balancer import ChromaLoadBalancer
 from cdk_app.constructs.published_values import PublishedValues
@@ -50,3 +50,5 @@ class ComputeStack(cdk.Stack):
         published.publish(SSM_ENDPOINT_URL, self.load_balancer.endpoint_url, "Chroma endpoint (through the gateway)")
         published.publish(SSM_CLUSTER_NAME, self.chroma.cluster.cluster_name, "ECS cluster of the Chroma service")
         published.publish(SSM_SERVICE_NAME, self.chroma.service.service_name, "ECS service running the Chroma node")
+        published.publish(SSM_LOG_GROUP_NAME, self.chroma.log_group.log_group_name,
+                          "CloudWatch Logs group of the Chroma and gateway containers")

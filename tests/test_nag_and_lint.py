@@ -25,13 +25,16 @@ def test_every_environment_synthesizes_with_no_unacknowledged_nag_finding(synthe
     acknowledged = {(v["ruleName"].split("[")[0], c["constructPath"].split("/", 1)[1])
                     for v in plugin["suppressedViolations"] for c in v["violatingConstructs"]}
     assert acknowledged == {
-        ("AwsSolutions-IAM4", "Storage/Backup/Plan/FileSystem/Role/Resource"),
+        ("AwsSolutions-IAM4", "Storage/Backup/Role/Resource"),
         ("AwsSolutions-SMG4", "Storage/GatewayToken/Secret/Resource"),
         ("AwsSolutions-ECS2", "Compute/Chroma/Task/Resource"),
         ("AwsSolutions-IAM5", "Compute/Chroma/Task/ExecutionRole/DefaultPolicy/Resource"),
         ("AwsSolutions-S1", "Compute/LoadBalancer/AccessLogs/Resource"),
         ("AwsSolutions-IAM4", "Compute/TokenRotation/Function/Function/ServiceRole/Resource"),
         ("AwsSolutions-IAM5", "Compute/TokenRotation/Function/Function/ServiceRole/DefaultPolicy/Resource"),
+        *((rule, f"Observability/{check}/Function/Function/ServiceRole/{resource}")
+          for check in ("CapacityCheck", "TokenAgeCheck")
+          for rule, resource in (("AwsSolutions-IAM4", "Resource"), ("AwsSolutions-IAM5", "DefaultPolicy/Resource"))),
     }
     assert all(len(v["reason"]) >= 40 for v in plugin["suppressedViolations"])
     assert len(synthesized.template_files()) == 12

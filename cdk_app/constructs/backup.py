@@ -6,12 +6,15 @@ import aws_cdk as cdk
 from aws_cdk import aws_backup as backup
 from aws_cdk import aws_efs as efs
 from aws_cdk import aws_events as events
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from cdk_app.config import BackupConfig
 from cdk_app.constructs.stateful import pin_logical_id
 from cdk_app.nag import acknowledge
+
+_BACKUP_POLICIES = ("AWSBackupServiceRolePolicyForBackup", "AWSBackupServiceRolePolicyForRestores")
 
 
 class FileSystemBackup(Construct):
@@ -34,11 +37,16 @@ class FileSystemBackup(Construct):
             start_window=cdk.Duration.hours(1),
             completion_window=cdk.Duration.hours(8),
         ))
-        selection = self.plan.add_selection("FileSystem", resources=[
-            backup.BackupResource.from_efs_file_system(file_system)])
-        acknowledge(selection, {
-            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-            "AWSBackupServiceRolePolicyForBackup]": "AWS Backup's selection role uses the AWS-managed "
-                                 "AWSBackupServiceRolePolicyForBackup, the documented minimal policy for taking "
-                                 "backups of the selected resources.",
+        # The role AWS Backup uses for scheduled and on-demand backups, and for restores (see the restore runbook).
+        self.role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal("backup.amazonaws.com"),
+                             description=f"Chroma {environment}: AWS Backup of the file system, and restores",
+                             managed_policies=[iam.ManagedPolicy.from_aws_managed_policy_name(f"service-role/{name}")
+                                               for name in _BACKUP_POLICIES])
+        self.plan.add_selection("FileSystem", role=self.role,
+                                resources=[backup.BackupResource.from_efs_file_system(file_system)])
+        acknowledge(self.role, {
+            f"AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/{name}]":
+                f"{name} is AWS Backup's documented minimal policy for its service role; AWS keeps it in step "
+                "with the services Backup supports."
+            for name in _BACKUP_POLICIES
         })

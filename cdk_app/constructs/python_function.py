@@ -59,10 +59,11 @@ class PythonFunction(Construct):
     """`package_dir` is deployed as package `function`; `handler` is relative to it (e.g. "handler.lambda_handler")."""
 
     def __init__(self, scope: Construct, construct_id: str, *, package_dir: Path, handler: str, description: str,
-                 service: str, metrics_namespace: str, vpc: ec2.IVpc, subnets: ec2.SubnetSelection,
-                 security_group: ec2.ISecurityGroup, log_retention_days: int, log_key: kms.IKey,
+                 service: str, log_retention_days: int, log_key: kms.IKey,
                  removal_policy: cdk.RemovalPolicy,
-                 environment: dict[str, str] | None = None, timeout: cdk.Duration | None = None) -> None:
+                 environment: dict[str, str] | None = None, timeout: cdk.Duration | None = None,
+                 network: tuple[ec2.IVpc, ec2.SubnetSelection, ec2.ISecurityGroup] | None = None) -> None:
+        """`network`: (vpc, subnets, security group) for a function that must reach private endpoints."""
         super().__init__(scope, construct_id)
         self.log_group = logs.LogGroup(self, "Logs", retention=retention(log_retention_days),
                                        encryption_key=log_key, removal_policy=removal_policy)
@@ -77,26 +78,28 @@ class PythonFunction(Construct):
             description=description,
             timeout=timeout or cdk.Duration.seconds(30),
             memory_size=256,
-            vpc=vpc,
-            vpc_subnets=subnets,
-            security_groups=[security_group],
+            vpc=network[0] if network else None,
+            vpc_subnets=network[1] if network else None,
+            security_groups=[network[2]] if network else None,
             log_group=self.log_group,
             tracing=lambda_.Tracing.ACTIVE,
             environment={
                 "POWERTOOLS_SERVICE_NAME": service,
-                "POWERTOOLS_METRICS_NAMESPACE": metrics_namespace,
                 "WRAPT_DISABLE_EXTENSIONS": "1",
                 **(environment or {}),
             },
         )
         role = self.function.role
         assert isinstance(role, iam.Role)
-        acknowledge(role, {
+        reasons = {
             "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
             "AWSLambdaBasicExecutionRole]": "AWS's minimal managed policy for a function to write its own logs.",
-            "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
-            "AWSLambdaVPCAccessExecutionRole]": "AWS's managed policy for the network interfaces a function in a "
-                                                "VPC needs; ENI actions have no resource-level scoping.",
             "AwsSolutions-IAM5[Resource::*]": "X-Ray's PutTraceSegments and PutTelemetryRecords, added by active "
                                               "tracing, have no resource-level permissions.",
-        })
+        }
+        if network:
+            reasons["AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+                    "AWSLambdaVPCAccessExecutionRole]"] = ("AWS's managed policy for the network interfaces a "
+                                                            "function in a VPC needs; ENI actions have no "
+                                                            "resource-level scoping.")
+        acknowledge(role, reasons)

@@ -166,11 +166,13 @@ def test_access_log_has_one_emf_line_per_request(chroma: Server, start_gateway: 
     assert query["route"] == "/api/v2/tenants/{tenant}/databases/{database}/collections/{collection}/query"
     assert query["status"] == 200 and query["Latency"] > 0 and query["bytes_in"] > 0 and query["bytes_out"] > 0
     directive = query["_aws"]["CloudWatchMetrics"][0]
-    assert directive["Dimensions"] == [["Environment", "Operation"]] and query["Environment"] == "test"
+    assert directive["Dimensions"] == [["Environment", "Operation"], ["Environment"]]
+    assert query["Environment"] == "test"
     assert {m["Name"] for m in directive["Metrics"]} == {"Latency", "Requests", "Status4xx", "Status5xx",
                                                           "AuthFailures"}
     refused = next(line for line in lines if line["request_id"] == "req-42")
     assert refused["status"] == 401 and refused["AuthFailures"] == 1 and refused["Status4xx"] == 1
+    assert refused["client"] == "127.0.0.1"  # the peer; behind the ALB, the first X-Forwarded-For entry
     assert "logged-collection" not in gateway.log()
     client.delete_collection("logged-collection")
 

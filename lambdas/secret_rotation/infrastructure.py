@@ -20,7 +20,6 @@ from cdk_app.constructs.python_function import PythonFunction
 from lambdas.secret_rotation.function import settings as runtime
 
 FUNCTION_DIR = Path(__file__).resolve().parent / "function"
-METRICS_NAMESPACE = "ChromaTokenRotation"
 # setSecret waits this long for the gateway (which re-reads the secret every 15 s) to accept the pending token.
 GATEWAY_WAIT_SECONDS = 150
 
@@ -37,9 +36,9 @@ class TokenRotation(Construct):
             package_dir=FUNCTION_DIR,
             handler="handler.lambda_handler",
             description=f"Chroma {config.name}: rotates the gateway token",
-            service=f"chroma-{config.name}-token-rotation",
-            metrics_namespace=METRICS_NAMESPACE,
-            vpc=vpc, subnets=subnets, security_group=security_group,
+            service=runtime.service_name(config.name),
+
+            network=(vpc, subnets, security_group),
             log_retention_days=config.task.log_retention_days, log_key=key,
             removal_policy=removal_policy,
             timeout=cdk.Duration.seconds(GATEWAY_WAIT_SECONDS + 60),

@@ -14,11 +14,17 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from .gateway_probe import GatewayProbe
 from .rotation import Rotator
-from .settings import ENV_ENDPOINT_HOST, ENV_ENDPOINT_PORT, ENV_TLS_SERVER_NAME, ENV_WAIT_SECONDS
+from .settings import (
+    ENV_ENDPOINT_HOST,
+    ENV_ENDPOINT_PORT,
+    ENV_TLS_SERVER_NAME,
+    ENV_WAIT_SECONDS,
+    METRICS_NAMESPACE,
+)
 
 logger = Logger()
 tracer = Tracer()
-metrics = Metrics()
+metrics = Metrics(namespace=METRICS_NAMESPACE)
 
 
 def build_rotator(env: Mapping[str, str] = os.environ) -> Rotator:

@@ -5,5 +5,4 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "chroma-test-token-rotation")
-os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "ChromaTokenRotationTest")
 os.environ.setdefault("POWERTOOLS_TRACE_DISABLED", "1")  # no X-Ray daemon here

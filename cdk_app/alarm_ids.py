@@ -1,0 +1,30 @@
+"""Every alarm's id (its name is chroma-<env>-<id>) and the runbook it links to (runbooks/<runbook>.md)."""
+
+from __future__ import annotations
+
+from gateway.operations import OPERATIONS
+
+ALARM_RUNBOOKS: dict[str, str] = {
+    "alb-5xx-rate": "alb-5xx-rate",
+    "response-time-p95": "response-time-p95",
+    "no-healthy-targets": "no-healthy-targets",
+    "no-running-tasks": "no-running-tasks",
+    "task-memory-high": "task-memory-high",
+    "task-cpu-high": "task-cpu-high",
+    **{f"gateway-latency-{op.replace('_', '-')}": "gateway-latency" for op in OPERATIONS},
+    "gateway-5xx": "gateway-5xx",
+    "auth-failures-spike": "auth-failures-spike",
+    "efs-capacity-warning": "efs-capacity",
+    "efs-capacity-critical": "efs-capacity",
+    "efs-days-to-full": "efs-days-to-full",
+    "efs-io-limit": "efs-io-limit",
+    "rotation-failed": "rotation-failed",
+    "rotation-overdue": "rotation-overdue",
+    "capacity-check-failed": "monitoring-function-failed",
+    "token-age-check-failed": "monitoring-function-failed",
+    "chroma-unavailable": "chroma-unavailable",
+}
+
+
+def latency_alarm_id(operation: str) -> str:
+    return f"gateway-latency-{operation.replace('_', '-')}"

@@ -1,0 +1,66 @@
+"""One CloudWatch dashboard per environment: traffic, latency, errors, health, resources, capacity, rotation."""
+
+from __future__ import annotations
+
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_elasticloadbalancingv2 as elbv2
+from constructs import Construct
+
+from cdk_app.alarm_ids import ALARM_RUNBOOKS
+from cdk_app.config import EnvironmentConfig
+from cdk_app.constructs.service_metrics import ServiceMetrics
+from gateway.operations import OPERATIONS
+
+GIB = 1 << 30
+WIDTH = 12
+
+
+def graph(title: str, left: list[cloudwatch.IMetric], right: list[cloudwatch.IMetric] | None = None,
+          annotations: list[cloudwatch.HorizontalAnnotation] | None = None, width: int = WIDTH) -> cloudwatch.IWidget:
+    return cloudwatch.GraphWidget(title=title, left=left, right=right or [], width=width, height=6,
+                                  left_annotations=annotations or [])
+
+
+class ChromaDashboard(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, metrics: ServiceMetrics,
+                 alarms: list[cloudwatch.IAlarm], rotation_metrics: dict[str, cloudwatch.IMetric]) -> None:
+        super().__init__(scope, construct_id)
+        m = metrics
+        runbooks = sorted(set(ALARM_RUNBOOKS.values()) | {"restore-from-backup", "upgrade-chroma"})
+        budget = cloudwatch.HorizontalAnnotation(value=config.capacity.budget_gib * GIB,
+                                                 label=f"budget {config.capacity.budget_gib} GiB")
+        links = " · ".join(f"[{name}]({config.runbook_base_url}/{name}.md)" for name in runbooks)
+        self.dashboard = cloudwatch.Dashboard(
+            self, "Dashboard", dashboard_name=f"chroma-{config.name}",
+            widgets=[
+                [cloudwatch.TextWidget(markdown=f"# Chroma {config.name}\nRunbooks: {links}", width=24, height=3)],
+                [cloudwatch.AlarmStatusWidget(title="Alarms", alarms=alarms, width=24, height=4)],
+                [graph("Traffic: requests (ALB) and per operation (gateway)", [m.requests()],
+                       [m.gateway("Requests", "Sum", op) for op in OPERATIONS]),
+                 graph("Latency: ALB target response time (s)",
+                       [m.response_time(s) for s in ("p50", "p95", "p99")])],
+                [graph("Latency: query through the gateway (ms)",
+                       [m.gateway("Latency", s, "query") for s in ("p50", "p95", "p99")]),
+                 graph("Latency: p99 per operation (ms)", [m.gateway("Latency", "p99", op) for op in OPERATIONS])],
+                [graph("Errors by class", [
+                    m.alb_errors(elbv2.HttpCodeElb.ELB_5XX_COUNT),
+                    m.alb_errors(elbv2.HttpCodeTarget.TARGET_5XX_COUNT),
+                    m.alb_errors(elbv2.HttpCodeTarget.TARGET_4XX_COUNT), m.gateway("Status5xx", "Sum"),
+                    m.gateway("Status4xx", "Sum"), m.gateway("AuthFailures", "Sum")]),
+                 graph("Health: healthy targets and running tasks", [m.healthy_targets(), m.running_tasks()])],
+                [graph("Task CPU and memory (%)", [m.cpu_percent(), m.memory_percent("Average"),
+                                                   m.memory_percent("Maximum")],
+                       annotations=[cloudwatch.HorizontalAnnotation(value=config.alarms.memory_percent,
+                                                                    label="memory alarm")]),
+                 graph("EFS size against budget", [m.capacity("UsedBytes")], [m.capacity("DaysUntilFull", "Minimum")],
+                       annotations=[budget])],
+                [graph("EFS capacity: % of budget, data vs task memory (%)",
+                       [m.capacity("UsedPercentOfBudget"), m.capacity("DataToMemoryPercent")],
+                       [m.capacity("GrowthBytesPerDay")]),
+                 graph("EFS throughput (bytes) and I/O limit (%)",
+                       [m.efs("DataReadIOBytes", "Sum"), m.efs("DataWriteIOBytes", "Sum"),
+                        m.efs("MeteredIOBytes", "Sum")], [m.efs("PercentIOLimit", "Maximum")])],
+                [graph("Token rotation", [m.days_since_rotation()],
+                       list(rotation_metrics.values()), width=24)],
+            ],
+        )

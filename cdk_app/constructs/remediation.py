@@ -1,0 +1,128 @@
+"""Safe remediations as SSM Automation documents, and EventBridge rules that start them when chosen alarms fire.
+
+- restart-service: a new ECS deployment of the Chroma service. The service's own settings (1 task, minimum 0 %,
+  maximum 100 %) still apply, so the old task stops before the new one starts: never two writers.
+- backup-now: an on-demand AWS Backup of the file system into the environment's vault.
+Each document runs as its own least-privilege role; operators can start them by hand (see the runbooks).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_ecs as ecs
+from aws_cdk import aws_efs as efs
+from aws_cdk import aws_events as events
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_ssm as ssm
+from constructs import Construct
+
+from cdk_app.config import Automation, EnvironmentConfig
+
+SSM_PRINCIPAL = "ssm.amazonaws.com"
+
+
+class Remediation(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, service: ecs.IBaseService,
+                 cluster: ecs.ICluster, file_system: efs.IFileSystem, vault_name: str, vault_arn: str,
+                 backup_role_arn: str, alarms: dict[str, cloudwatch.Alarm]) -> None:
+        super().__init__(scope, construct_id)
+        stack = cdk.Stack.of(self)
+        prefix = f"chroma-{config.name}"
+
+        restart_role = iam.Role(self, "RestartRole", assumed_by=iam.ServicePrincipal(SSM_PRINCIPAL),
+                                description=f"{prefix}: restart the Chroma service (new deployment)")
+        restart_role.add_to_policy(iam.PolicyStatement(
+            actions=["ecs:UpdateService", "ecs:DescribeServices"], resources=[service.service_arn]))
+        backup_role = iam.Role(self, "BackupRole", assumed_by=iam.ServicePrincipal(SSM_PRINCIPAL),
+                               description=f"{prefix}: take an on-demand backup of the Chroma file system")
+        backup_role.add_to_policy(iam.PolicyStatement(actions=["backup:StartBackupJob"], resources=[vault_arn]))
+        backup_role.add_to_policy(iam.PolicyStatement(
+            actions=["iam:PassRole"], resources=[backup_role_arn],
+            conditions={"StringEquals": {"iam:PassedToService": "backup.amazonaws.com"}}))
+
+        self.documents: dict[Automation, tuple[ssm.CfnDocument, iam.Role, dict[str, list[str]]]] = {
+            Automation.RESTART_SERVICE: (self._document("RestartService", f"{prefix}-restart-service", _restart()),
+                                         restart_role,
+                                         {"ClusterName": [cluster.cluster_name],
+                                          "ServiceName": [service.service_name]}),
+            Automation.BACKUP_NOW: (self._document("BackupNow", f"{prefix}-backup-now", _backup()), backup_role,
+                                    {"BackupVaultName": [vault_name],
+                                     "FileSystemArn": [file_system.file_system_arn],
+                                     "BackupRoleArn": [backup_role_arn]}),
+        }
+
+        for alarm_id, automation in config.alarms.automations:
+            document, role, parameters = self.documents[automation]
+            definition = stack.format_arn(service="ssm", resource="automation-definition",
+                                          resource_name=f"{document.name}:$DEFAULT")
+            events_role = iam.Role(self, f"Start{automation.name.title().replace('_', '')}On{_camel(alarm_id)}",
+                                   assumed_by=iam.ServicePrincipal("events.amazonaws.com"))
+            events_role.add_to_policy(iam.PolicyStatement(actions=["ssm:StartAutomationExecution"],
+                                                          resources=[definition]))
+            events_role.add_to_policy(iam.PolicyStatement(
+                actions=["iam:PassRole"], resources=[role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": SSM_PRINCIPAL}}))
+            rule = events.CfnRule(
+                self, f"On{_camel(alarm_id)}",
+                description=f"{prefix}: {alarm_id} in ALARM starts {document.name}",
+                event_pattern={"source": ["aws.cloudwatch"], "detail-type": ["CloudWatch Alarm State Change"],
+                               "resources": [alarms[alarm_id].alarm_arn],
+                               "detail": {"state": {"value": ["ALARM"]}}},
+                targets=[events.CfnRule.TargetProperty(
+                    id="Automation", arn=definition, role_arn=events_role.role_arn,
+                    input=stack.to_json_string({"AutomationAssumeRole": [role.role_arn], **parameters}))],
+            )
+            rule.add_dependency(document)  # the target names the document; it must exist first
+
+    def _document(self, construct_id: str, name: str, content: dict[str, Any]) -> ssm.CfnDocument:
+        return ssm.CfnDocument(self, construct_id, name=name, document_type="Automation", document_format="JSON",
+                               content=content, update_method="NewVersion")
+
+
+def _camel(alarm_id: str) -> str:
+    return "".join(part.capitalize() for part in alarm_id.split("-"))
+
+
+def _parameters(**names: str) -> dict[str, Any]:
+    return {"AutomationAssumeRole": {"type": "String", "description": "Role the automation runs as"},
+            **{name: {"type": "String", "description": text} for name, text in names.items()}}
+
+
+def _restart() -> dict[str, Any]:
+    return {
+        "schemaVersion": "0.3",
+        "description": "Restart the Chroma service with a new deployment (old task stops first: one writer).",
+        "assumeRole": "{{ AutomationAssumeRole }}",
+        "parameters": _parameters(ClusterName="ECS cluster", ServiceName="ECS service"),
+        "mainSteps": [
+            {"name": "ForceNewDeployment", "action": "aws:executeAwsApi",
+             "inputs": {"Service": "ecs", "Api": "UpdateService", "cluster": "{{ ClusterName }}",
+                        "service": "{{ ServiceName }}", "forceNewDeployment": True}},
+            {"name": "WaitForDeployment", "action": "aws:waitForAwsResourceProperty", "timeoutSeconds": 1200,
+             "inputs": {"Service": "ecs", "Api": "DescribeServices", "cluster": "{{ ClusterName }}",
+                        "services": ["{{ ServiceName }}"],
+                        "PropertySelector": "$.services[0].deployments[0].rolloutState",
+                        "DesiredValues": ["COMPLETED"]}},
+        ],
+    }
+
+
+def _backup() -> dict[str, Any]:
+    return {
+        "schemaVersion": "0.3",
+        "description": "Take an on-demand AWS Backup of the Chroma file system.",
+        "assumeRole": "{{ AutomationAssumeRole }}",
+        "parameters": _parameters(BackupVaultName="AWS Backup vault", FileSystemArn="EFS file system ARN",
+                                  BackupRoleArn="Role AWS Backup uses to read the file system"),
+        "mainSteps": [
+            {"name": "StartBackup", "action": "aws:executeAwsApi",
+             "inputs": {"Service": "backup", "Api": "StartBackupJob", "BackupVaultName": "{{ BackupVaultName }}",
+                        "ResourceArn": "{{ FileSystemArn }}", "IamRoleArn": "{{ BackupRoleArn }}",
+                        "IdempotencyToken": "{{ automation:EXECUTION_ID }}"},
+             "outputs": [{"Name": "BackupJobId", "Selector": "$.BackupJobId", "Type": "String"}]},
+        ],
+        "outputs": ["StartBackup.BackupJobId"],
+    }

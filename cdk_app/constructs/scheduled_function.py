@@ -1,0 +1,31 @@
+"""A PythonFunction run on a fixed rate by EventBridge: the shape of every periodic check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_events as events
+from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_kms as kms
+from constructs import Construct
+
+from cdk_app.constructs.python_function import PythonFunction
+
+
+class ScheduledFunction(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, package_dir: Path, description: str, service: str,
+                 every: cdk.Duration, environment: dict[str, str],
+                 log_retention_days: int, log_key: kms.IKey, removal_policy: cdk.RemovalPolicy) -> None:
+        super().__init__(scope, construct_id)
+        self.function = PythonFunction(
+            self, "Function", package_dir=package_dir, handler="handler.lambda_handler", description=description,
+            service=service, log_retention_days=log_retention_days,
+            log_key=log_key, removal_policy=removal_policy, environment=environment,
+            timeout=cdk.Duration.seconds(60)).function
+        self.rule = events.Rule(self, "Schedule", schedule=events.Schedule.rate(every),
+                                targets=[targets.LambdaFunction(self.function, retry_attempts=2)])
+
+    def errors(self) -> cloudwatch.Metric:
+        return self.function.metric_errors(period=cdk.Duration.minutes(5))

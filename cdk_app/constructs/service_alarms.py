@@ -1,0 +1,132 @@
+"""Every alarm of an environment: SNS action, a description that says what it means, a link to its runbook."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from aws_cdk import aws_cloudwatch as cloudwatch
+from aws_cdk import aws_cloudwatch_actions as actions
+from aws_cdk import aws_sns as sns
+from constructs import Construct
+
+from cdk_app.alarm_ids import ALARM_RUNBOOKS, latency_alarm_id
+from cdk_app.config import EnvironmentConfig
+from cdk_app.constructs.service_metrics import ServiceMetrics
+
+GREATER = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
+GREATER_OR_EQUAL = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
+LESS = cloudwatch.ComparisonOperator.LESS_THAN_THRESHOLD
+MISSING_OK = cloudwatch.TreatMissingData.NOT_BREACHING
+MISSING_BAD = cloudwatch.TreatMissingData.BREACHING
+
+
+@dataclass(frozen=True)
+class Rule:
+    metric: cloudwatch.IMetric
+    threshold: float
+    comparison: cloudwatch.ComparisonOperator
+    periods: int
+    meaning: str
+    missing: cloudwatch.TreatMissingData = MISSING_OK
+
+
+class ServiceAlarms(Construct):
+    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, metrics: ServiceMetrics,
+                 topic: sns.ITopic, rotation_errors: cloudwatch.IMetric, capacity_errors: cloudwatch.IMetric,
+                 token_age_errors: cloudwatch.IMetric) -> None:
+        super().__init__(scope, construct_id)
+        self._config = config
+        self._action = actions.SnsAction(topic)
+        self.alarms: dict[str, cloudwatch.Alarm] = {}
+        a, cap = config.alarms, config.capacity
+        rules: dict[str, Rule] = {
+            "alb-5xx-rate": Rule(metrics.alb_5xx_percent(), a.alb_5xx_percent, GREATER, 2,
+                                 f"More than {a.alb_5xx_percent:g} % of requests failed with 5xx (ALB or gateway) "
+                                 "for 10 minutes."),
+            "response-time-p95": Rule(metrics.response_time("p95"), a.response_time_p95_ms / 1000, GREATER, 3,
+                                      f"p95 target response time above {a.response_time_p95_ms} ms for 15 minutes."),
+            "no-healthy-targets": Rule(metrics.healthy_targets(), 1, LESS, 3,
+                                       "The load balancer has had no healthy gateway for 3 minutes: Chroma is "
+                                       "unreachable.", MISSING_BAD),
+            "no-running-tasks": Rule(metrics.running_tasks(), 1, LESS, 3,
+                                     "No Chroma task has been running for 3 minutes.", MISSING_BAD),
+            "task-memory-high": Rule(metrics.memory_percent(), a.memory_percent, GREATER, 5,
+                                     f"Task memory above {a.memory_percent} % for 5 minutes: the HNSW index is "
+                                     "close to not fitting; an OOM kill would restart Chroma."),
+            "task-cpu-high": Rule(metrics.cpu_percent(), a.cpu_percent, GREATER, 3,
+                                  f"Task CPU above {a.cpu_percent} % for 15 minutes."),
+            "gateway-5xx": Rule(metrics.gateway("Status5xx", "Sum"), a.gateway_5xx_per_5_minutes, GREATER, 1,
+                                f"The gateway answered more than {a.gateway_5xx_per_5_minutes} requests with 5xx "
+                                "in 5 minutes (Chroma errors, Chroma down or timing out)."),
+            "auth-failures-spike": Rule(metrics.gateway("AuthFailures", "Sum"), a.auth_failures_per_5_minutes,
+                                        GREATER, 1,
+                                        f"More than {a.auth_failures_per_5_minutes} requests with a missing or wrong "
+                                        "token in 5 minutes: a client with a stale token, or credential guessing."),
+            "efs-capacity-warning": Rule(metrics.capacity("UsedPercentOfBudget"), cap.warning_percent,
+                                         GREATER_OR_EQUAL, 1,
+                                         f"The file system holds {cap.warning_percent} % or more of its "
+                                         f"{cap.budget_gib} GiB budget."),
+            "efs-capacity-critical": Rule(metrics.capacity("UsedPercentOfBudget"), cap.critical_percent,
+                                          GREATER_OR_EQUAL, 1,
+                                          f"The file system holds {cap.critical_percent} % or more of its "
+                                          f"{cap.budget_gib} GiB budget."),
+            "efs-days-to-full": Rule(metrics.capacity("DaysUntilFull", "Minimum"), cap.days_to_full_threshold, LESS,
+                                     2, f"At the current growth rate the {cap.budget_gib} GiB budget is full in fewer "
+                                        f"than {cap.days_to_full_threshold} days."),
+            "efs-io-limit": Rule(metrics.efs("PercentIOLimit", "Maximum"), a.efs_io_limit_percent, GREATER, 3,
+                                 f"EFS above {a.efs_io_limit_percent} % of its I/O limit for 15 minutes."),
+            "rotation-failed": Rule(rotation_errors, 1, GREATER_OR_EQUAL, 1,
+                                    "A step of the gateway token rotation failed; the old token stays current."),
+            "rotation-overdue": Rule(metrics.days_since_rotation(),
+                                     config.token_rotation_days + a.rotation_overdue_margin_days, GREATER, 1,
+                                     f"The gateway token has not rotated for more than {config.token_rotation_days} "
+                                     f"+ {a.rotation_overdue_margin_days} days."),
+            "capacity-check-failed": Rule(capacity_errors, 1, GREATER_OR_EQUAL, 1,
+                                          "The EFS capacity check failed: capacity alarms are blind until it works."),
+            "token-age-check-failed": Rule(token_age_errors, 1, GREATER_OR_EQUAL, 1,
+                                           "The token age check failed: the rotation-overdue alarm is blind."),
+        }
+        for operation, p99_ms in a.operation_p99_ms:
+            rules[latency_alarm_id(operation)] = Rule(
+                metrics.gateway("Latency", "p99", operation), p99_ms, GREATER, 3,
+                f"Gateway p99 latency of '{operation}' above {p99_ms} ms for 15 minutes.")
+        for alarm_id, rule in rules.items():
+            self._add(alarm_id, rule)
+
+        unavailable = ("no-healthy-targets", "no-running-tasks", "alb-5xx-rate")
+        self.unavailable = cloudwatch.CompositeAlarm(
+            self, "chroma-unavailable",
+            composite_alarm_name=self.name("chroma-unavailable"),
+            alarm_rule=cloudwatch.AlarmRule.any_of(*(self.alarms[i] for i in unavailable)),
+            alarm_description=self._describe(
+                "chroma-unavailable", f"PAGE: Chroma is unavailable ({' or '.join(unavailable)})."))
+        self.unavailable.add_alarm_action(self._action)
+        self.unavailable.add_ok_action(self._action)
+
+    def name(self, alarm_id: str) -> str:
+        return f"chroma-{self._config.name}-{alarm_id}"
+
+    def runbook_url(self, alarm_id: str) -> str:
+        return f"{self._config.runbook_base_url}/{ALARM_RUNBOOKS[alarm_id]}.md"
+
+    def _describe(self, alarm_id: str, meaning: str) -> str:
+        return f"{meaning} Runbook: {self.runbook_url(alarm_id)}"
+
+    def _add(self, alarm_id: str, rule: Rule) -> None:
+        alarm = cloudwatch.Alarm(
+            self, alarm_id,
+            alarm_name=self.name(alarm_id),
+            metric=rule.metric,
+            threshold=rule.threshold,
+            comparison_operator=rule.comparison,
+            evaluation_periods=rule.periods,
+            datapoints_to_alarm=rule.periods,
+            treat_missing_data=rule.missing,
+            alarm_description=self._describe(alarm_id, rule.meaning),
+        )
+        alarm.add_alarm_action(self._action)
+        alarm.add_ok_action(self._action)
+        self.alarms[alarm_id] = alarm
+
+    def all(self) -> list[cloudwatch.IAlarm]:
+        return [*self.alarms.values(), self.unavailable]

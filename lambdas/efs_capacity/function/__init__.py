@@ -1,0 +1,1 @@
+"""EFS capacity check (deployed as the package `function`)."""

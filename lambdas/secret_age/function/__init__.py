@@ -1,0 +1,1 @@
+"""Token age check (deployed as the package `function`)."""
