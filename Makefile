@@ -9,10 +9,11 @@ export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 
 setup: $(VENV)/.installed node_modules/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt gateway/requirements.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt gateway/requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps -e .   # the chroma-ops command
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -27,7 +28,7 @@ lint: setup
 	ruff check .
 
 typecheck: setup
-	mypy app.py conftest.py cdk_app stacks gateway lambdas tests
+	mypy app.py conftest.py cdk_app stacks gateway lambdas ops tests
 
 unit: setup
 	pytest -q

@@ -1,0 +1,256 @@
+"""chroma-ops: smoke-test, benchmark, size and price a Chroma deployment.
+
+Exit codes: 0 success, 1 the check failed or the endpoint refused us, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from ops.errors import EXIT_FAILED, OpsError, UsageError
+from ops.output import emit_json, table
+
+TOKEN_ENV = "CHROMA_OPS_TOKEN"  # noqa: S105 - the name of a variable, not a token
+
+
+def _environments() -> dict[str, Any]:
+    from cdk_app.environments import ENVIRONMENTS
+
+    return dict(ENVIRONMENTS)
+
+
+def _config(name: str) -> Any:
+    environments = _environments()
+    if name not in environments:
+        raise UsageError(f"unknown environment {name!r}; known: {', '.join(environments)}")
+    return environments[name]
+
+
+def _endpoint(args: argparse.Namespace) -> tuple[str, str, str]:
+    """(url, token, where it came from) from --env, or from --endpoint and --token / $CHROMA_OPS_TOKEN."""
+    if args.env and args.endpoint:
+        raise UsageError("give either --env or --endpoint, not both")
+    if args.env:
+        import boto3
+
+        from ops.discovery import discover
+
+        config = _config(args.env)
+        found = discover(args.env, boto3.Session(region_name=config.region), list(_environments()))
+        return found.url, found.token, f"{args.env} ({found.source})"
+    token = args.token or os.environ.get(TOKEN_ENV)
+    if not token:
+        raise UsageError(f"--endpoint needs a token: --token, or the {TOKEN_ENV} environment variable")
+    return args.endpoint, token, "--endpoint"
+
+
+def _add_target_options(parser: argparse.ArgumentParser, required: bool) -> None:
+    group = parser.add_argument_group("target" + ("" if required else " (default: a local Chroma + gateway)"))
+    group.add_argument("--env", help="environment whose endpoint and token to discover (SSM, then stack outputs)")
+    group.add_argument("--endpoint", help="a Chroma endpoint behind the gateway, e.g. https://chroma.example.com")
+    group.add_argument("--token", help=f"token for --endpoint (prefer ${TOKEN_ENV}: it stays out of shell history)")
+
+
+def cmd_smoke(args: argparse.Namespace) -> int:
+    from ops import smoke
+
+    if not (args.env or args.endpoint):
+        raise UsageError("smoke needs --env ENV or --endpoint URL")
+    url, token, source = _endpoint(args)
+    steps = smoke.run(url, token)
+    ok = all(s.ok for s in steps)
+    if args.json:
+        emit_json({"endpoint": url, "source": source, "ok": ok, "steps": [s.__dict__ for s in steps]})
+    else:
+        print(f"smoke test of {url} (from {source})\n")
+        table(["step", "result", "ms", "detail"], [[s.name, "ok" if s.ok else "FAILED", s.ms, s.detail]
+                                                   for s in steps])
+        print(f"\n{'all steps passed' if ok else 'FAILED'}")
+    return 0 if ok else EXIT_FAILED
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import contextlib
+
+    from ops import bench
+    from ops.loadgen import Target
+
+    with contextlib.ExitStack() as stack:
+        if args.env or args.endpoint:
+            url, token, source = _endpoint(args)
+            target = Target(source, url, {"Authorization": f"Bearer {token}"})
+        else:
+            bench.validate(args.vectors, args.dim, args.k, args.concurrency, args.batch_sizes, args.seconds)
+            target = stack.enter_context(bench.local_target())
+        result = bench.run(target, args.vectors, args.dim, args.k, args.concurrency, args.batch_sizes,
+                           args.seconds, args.seed)
+    if args.json:
+        emit_json(result)
+        return 0
+    d, m = result["dataset"], result["machine"]
+    print(f"target: {result['target']} ({result['endpoint']})")
+    print(f"dataset: {d['vectors']:,} x {d['dim']}-d {d['space']} vectors, seed {d['seed']}; k = {args.k}; "
+          f"{args.seconds:g} s per level; client machine: {m['arch']}, {m['cpus']} CPUs, Python {m['python']}\n")
+    table(["batch size", "vectors", "seconds", "vectors/s"],
+          [[i["batch_size"], i["vectors"], i["seconds"], i["vectors_per_second"]] for i in result["insert"]])
+    print()
+    table(["concurrency", "queries", "errors", "mean ms", "stdev", "p50", "p95", "p99", "queries/s"],
+          [[q["concurrency"], q["requests"], q["errors"], q["mean_ms"], q["stdev_ms"], q["p50_ms"], q["p95_ms"],
+            q["p99_ms"], q["per_second"]] for q in result["query"]])
+    return 0
+
+
+def cmd_capacity(args: argparse.Namespace) -> int:
+    from ops import capacity, cost
+
+    if args.calibrate:
+        return _calibrate(args)
+    if args.vectors is None or args.dim is None:
+        raise UsageError("capacity needs --vectors and --dim (or --calibrate)")
+    result = capacity.estimate(args.vectors, args.dim, args.max_neighbors, args.document_bytes,
+                               args.metadata_bytes, args.headroom)
+    prices = cost.load_prices()
+    architecture = _config(args.env).task.architecture.value if args.env else "ARM64"
+    size = capacity.recommend(result.required_task_mib,
+                              lambda cpu, memory: cost.fargate_monthly(prices, architecture, cpu, memory))
+    report: dict[str, Any] = {"estimate": result.as_dict(),
+                              "recommended_task": None if size is None else {
+                                  "cpu": size[0], "memory_mib": size[1], "architecture": architecture,
+                                  "monthly_usd": round(cost.fargate_monthly(prices, architecture, *size), 2)}}
+    fits = None
+    if args.env:
+        task = _config(args.env).task
+        fits = task.memory_mib >= result.required_task_mib
+        report["environment"] = {"name": args.env, "cpu": task.cpu, "memory_mib": task.memory_mib, "fits": fits,
+                                 "chroma_guide_max_vectors": capacity.chroma_guide_max_vectors(task.memory_mib,
+                                                                                               args.dim)}
+    if args.json:
+        emit_json(report)
+    else:
+        gib = capacity.GIB
+        print(f"{args.vectors:,} vectors x {args.dim} dimensions, max_neighbors {args.max_neighbors}\n")
+        rows: list[list[Any]] = [
+            ["index in memory (RAM)", f"{result.ram_bytes / gib:,.2f} GiB"],
+            ["on disk (EFS)", f"{result.disk_bytes / gib:,.2f} GiB"],
+            ["task memory needed", f"{result.required_task_mib:,} MiB (RAM x {1 + args.headroom:g} + 1 GiB OS "
+                                   f"+ {capacity.GATEWAY_MIB} MiB gateway)"],
+            ["recommended Fargate size", "none: no Fargate task is large enough; split the data across nodes"
+             if size is None else f"{size[0] / 1024:g} vCPU / {size[1] / 1024:g} GB {architecture}, "
+                                  f"${report['recommended_task']['monthly_usd']:,.2f}/month"],
+        ]
+        if args.env:
+            env = report["environment"]
+            rows.append([f"environment {args.env}", f"{env['cpu'] / 1024:g} vCPU / {env['memory_mib'] / 1024:g} GB: "
+                         + ("holds it" if fits else "DOES NOT hold it")])
+            rows.append(["Chroma's rule of thumb", f"~{env['chroma_guide_max_vectors']:,} vectors of {args.dim} "
+                         f"dimensions fit in {env['memory_mib'] / 1024:g} GB"])
+        table(["", "estimate"], rows)
+    if size is None:
+        return EXIT_FAILED
+    return EXIT_FAILED if fits is False else 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    from ops import capacity
+    from ops.output import Progress
+
+    rows = []
+    for vectors in args.sizes:
+        progress = Progress(vectors, f"{vectors:,} x {args.calibration_dim}")
+        m = capacity.measure(vectors, args.calibration_dim, progress=progress.advance)
+        progress.close()
+        rows.append(m)
+    if args.json:
+        emit_json([m.__dict__ for m in rows])
+        return 0
+    mib = capacity.MIB
+    table(["vectors", "dim", "measured RSS MiB", "predicted MiB", "measured disk MiB", "predicted disk MiB"],
+          [[m.vectors, m.dim, m.rss_bytes / mib, m.predicted_ram_bytes / mib, m.disk_bytes / mib,
+            m.predicted_disk_bytes / mib] for m in rows])
+    return 0
+
+
+def cmd_cost(args: argparse.Namespace) -> int:
+    from ops import cost
+
+    usage = cost.Usage(data_gib=args.data_gib, alb_lcu=args.alb_lcu, nat_gb=args.nat_gb,
+                       endpoint_gb=args.endpoint_gb, efs_read_gb=args.efs_read_gb, efs_write_gb=args.efs_write_gb,
+                       log_gb=args.log_gb)
+    report = cost.estimate(_config(args.env), usage)
+    if args.json:
+        emit_json(report.as_dict())
+        return 0
+    print(f"monthly estimate for {args.env} (us-east-1, prices as of {report.prices_as_of})\n")
+    table(["component", "detail", "$/month"], [[line.component, line.detail, line.monthly_usd]
+                                              for line in report.lines] + [["total", "", report.total]])
+    print(f"\ncase study design (2 x 4 vCPU / 8 GB x86, EFS Max I/O, NAT): ${cost.CASE_STUDY_TOTAL:,.2f}/month; "
+          f"this environment: ${report.total:,.2f} ({report.total - cost.CASE_STUDY_TOTAL:+,.2f})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="chroma-ops", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    smoke = commands.add_parser("smoke", help="heartbeat, create, add, query, get, delete; cleans up")
+    _add_target_options(smoke, required=True)
+    smoke.set_defaults(run=cmd_smoke)
+
+    bench = commands.add_parser("bench", help="query latency/throughput and insert throughput")
+    _add_target_options(bench, required=False)
+    bench.add_argument("--vectors", type=int, default=20_000)
+    bench.add_argument("--dim", type=int, default=384)
+    bench.add_argument("--k", type=int, default=10)
+    bench.add_argument("--concurrency", type=int, nargs="+", default=[1, 4, 8])
+    bench.add_argument("--batch-sizes", type=int, nargs="+", default=[100, 500, 1000])
+    bench.add_argument("--seconds", type=float, default=5.0, help="measurement time per concurrency level")
+    bench.add_argument("--seed", type=int, default=7)
+    bench.set_defaults(run=cmd_bench)
+
+    capacity = commands.add_parser("capacity", help="RAM and disk for N vectors; the Fargate size that holds them")
+    capacity.add_argument("--vectors", type=int)
+    capacity.add_argument("--dim", type=int)
+    capacity.add_argument("--max-neighbors", type=int, default=16, help="HNSW max_neighbors (M), default 16")
+    capacity.add_argument("--document-bytes", type=int, default=0, help="average document size stored per record")
+    capacity.add_argument("--metadata-bytes", type=int, default=0, help="average metadata size per record")
+    capacity.add_argument("--headroom", type=float, default=0.25, help="spare memory fraction (default 0.25)")
+    capacity.add_argument("--env", help="also say whether this environment's task holds it")
+    capacity.add_argument("--calibrate", action="store_true", help="measure a local Chroma at --sizes instead")
+    capacity.add_argument("--sizes", type=int, nargs="+", default=[5_000, 20_000, 50_000])
+    capacity.add_argument("--calibration-dim", type=int, default=384)
+    capacity.set_defaults(run=cmd_capacity)
+
+    cost = commands.add_parser("cost", help="itemized monthly cost of an environment")
+    cost.add_argument("--env", required=True)
+    cost.add_argument("--data-gib", type=float, help="data stored on EFS (default: the capacity budget)")
+    cost.add_argument("--alb-lcu", type=float, default=1.0, help="average load balancer capacity units")
+    cost.add_argument("--nat-gb", type=float, default=10.0, help="GB processed by NAT gateways per month")
+    cost.add_argument("--endpoint-gb", type=float, default=5.0, help="GB through interface endpoints per month")
+    cost.add_argument("--efs-read-gb", type=float, default=50.0)
+    cost.add_argument("--efs-write-gb", type=float, default=10.0)
+    cost.add_argument("--log-gb", type=float, default=5.0, help="GB of logs ingested per month")
+    cost.set_defaults(run=cmd_cost)
+
+    for sub in (smoke, bench, capacity, cost):
+        sub.add_argument("--json", action="store_true", help="machine-readable output")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except OpsError as error:
+        print(f"chroma-ops {args.command}: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

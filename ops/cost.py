@@ -1,0 +1,141 @@
+"""Monthly cost of an environment from its config and a dated price table, itemized like the case study's."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cdk_app.alarm_ids import ALARM_RUNBOOKS, latency_alarm_id
+from cdk_app.config import EfsThroughputMode, EnvironmentConfig
+from cdk_app.constructs.network import INTERFACE_ENDPOINT_SERVICES
+from gateway.operations import OPERATIONS
+from gateway.settings import Settings
+from gateway.telemetry import METRICS as GATEWAY_METRICS
+from ops.errors import UsageError
+
+PRICES_PATH = Path(__file__).resolve().parent / "prices_us_east_1.json"
+# The case study's design and its published monthly figures (us-east-1).
+CASE_STUDY = (("ECS Fargate (2 tasks, 4 vCPU / 8 GB, x86)", 280.0), ("Application Load Balancer", 25.0),
+              ("EFS storage (100 GB)", 30.0), ("NAT gateway", 45.0))
+CASE_STUDY_TOTAL = 380.0
+CAPACITY_METRICS = 5  # UsedBytes, UsedPercentOfBudget, GrowthBytesPerDay, DaysUntilFull, DataToMemoryPercent
+ROTATION_METRICS_PER_STEP = 3  # StepSucceeded, StepFailed, StepDuration
+ROTATION_STEPS = 4
+TOKEN_AGE_METRICS = 1
+# Secrets Manager calls per gateway refresh: AWSCURRENT, AWSPENDING, AWSPREVIOUS and DescribeSecret.
+CALLS_PER_TOKEN_REFRESH = 4
+
+
+@dataclass(frozen=True)
+class Usage:
+    """What the bill depends on beyond the config: defaults are a modest production workload."""
+
+    data_gib: float | None = None  # None: the capacity budget
+    alb_lcu: float = 1.0
+    nat_gb: float = 10.0
+    endpoint_gb: float = 5.0
+    efs_read_gb: float = 50.0
+    efs_write_gb: float = 10.0
+    log_gb: float = 5.0
+    backup_daily_change: float = 0.02
+
+    def validate(self) -> None:
+        for name, value in self.__dict__.items():
+            if value is not None and value < 0:
+                raise UsageError(f"--{name.replace('_', '-')} = {value}: use a value of 0 or more")
+
+
+@dataclass
+class Line:
+    component: str
+    detail: str
+    monthly_usd: float
+
+
+@dataclass
+class CostReport:
+    environment: str
+    prices_as_of: str
+    lines: list[Line] = field(default_factory=list)
+
+    @property
+    def total(self) -> float:
+        return round(sum(line.monthly_usd for line in self.lines), 2)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"environment": self.environment, "prices_as_of": self.prices_as_of, "region": "us-east-1",
+                "lines": [line.__dict__ for line in self.lines], "total_usd": self.total,
+                "case_study_total_usd": CASE_STUDY_TOTAL,
+                "case_study_lines": [{"component": c, "monthly_usd": v} for c, v in CASE_STUDY]}
+
+
+def load_prices(path: Path = PRICES_PATH) -> dict[str, Any]:
+    prices: dict[str, Any] = json.loads(path.read_text())
+    return prices
+
+
+def fargate_monthly(prices: dict[str, Any], architecture: str, cpu_units: int, memory_mib: int) -> float:
+    rate = prices["fargate"][architecture]
+    hours = prices["hours_per_month"]
+    return float((cpu_units / 1024 * rate["vcpu_hour"] + memory_mib / 1024 * rate["gb_hour"]) * hours)
+
+
+def alarm_count(config: EnvironmentConfig) -> int:
+    latency = {latency_alarm_id(op) for op, _ in config.alarms.operation_p99_ms}
+    fixed = [i for i in ALARM_RUNBOOKS if not i.startswith("gateway-latency-")]
+    return len(fixed) + len(latency)  # the composite is among the fixed ids
+
+
+def custom_metric_count() -> int:
+    gateway = len(GATEWAY_METRICS) * (len(OPERATIONS) + 1)  # per operation, and per environment
+    return gateway + CAPACITY_METRICS + ROTATION_METRICS_PER_STEP * ROTATION_STEPS + TOKEN_AGE_METRICS
+
+
+def estimate(config: EnvironmentConfig, usage: Usage, prices: dict[str, Any] | None = None) -> CostReport:
+    usage.validate()
+    p = prices or load_prices()
+    if config.region != p["region"]:
+        raise UsageError(f"environment {config.name!r} is in {config.region}; the price table is for {p['region']}")
+    hours = p["hours_per_month"]
+    report = CostReport(config.name, p["as_of"])
+    add = report.lines.append
+    task = config.task
+    add(Line("ECS Fargate", f"1 task, {task.cpu / 1024:g} vCPU / {task.memory_mib / 1024:g} GB, "
+                            f"{task.architecture.value}", fargate_monthly(p, task.architecture.value, task.cpu,
+                                                                         task.memory_mib)))
+    add(Line("Application Load Balancer", f"{hours} h + {usage.alb_lcu:g} LCU average",
+             hours * (p["alb"]["hour"] + usage.alb_lcu * p["alb"]["lcu_hour"])))
+    zones = len(config.network.availability_zones)
+    if config.network.nat_gateways:
+        n = config.network.nat_gateways
+        add(Line("NAT gateway", f"{n} x {hours} h + {usage.nat_gb:g} GB",
+                 n * hours * p["nat_gateway"]["hour"] + usage.nat_gb * p["nat_gateway"]["gb"]))
+    if config.network.interface_endpoints:
+        count = len(INTERFACE_ENDPOINT_SERVICES)
+        add(Line("VPC interface endpoints", f"{count} endpoints x {zones} AZs + {usage.endpoint_gb:g} GB",
+                 count * zones * hours * p["interface_endpoint"]["hour_per_az"]
+                 + usage.endpoint_gb * p["interface_endpoint"]["gb"]))
+    data = config.capacity.budget_gib if usage.data_gib is None else usage.data_gib
+    add(Line("EFS storage (Standard)", f"{data:g} GB", data * p["efs"]["standard_gb_month"]))
+    if config.storage.throughput_mode is EfsThroughputMode.ELASTIC:
+        add(Line("EFS Elastic throughput", f"{usage.efs_read_gb:g} GB read, {usage.efs_write_gb:g} GB written",
+                 usage.efs_read_gb * p["efs"]["elastic_read_gb"] + usage.efs_write_gb * p["efs"]["elastic_write_gb"]))
+    stored = data * (1 + usage.backup_daily_change * config.backup.retention_days)
+    add(Line("AWS Backup (EFS, warm)", f"~{stored:,.0f} GB kept ({config.backup.retention_days} days, "
+                                       f"{usage.backup_daily_change:.0%}/day change)",
+             stored * p["backup"]["efs_warm_gb_month"]))
+    alarms, metrics = alarm_count(config), custom_metric_count()
+    cw = p["cloudwatch"]
+    add(Line("CloudWatch", f"{alarms} alarms, 1 dashboard, {metrics} custom metrics, {usage.log_gb:g} GB logs",
+             alarms * cw["alarm_month"] + cw["dashboard_month"] + metrics * cw["custom_metric_month"]
+             + usage.log_gb * cw["logs_ingested_gb"]))
+    refresh = Settings(upstream_url="http://127.0.0.1:8000", tokens=("x",)).token_refresh_seconds
+    calls = CALLS_PER_TOKEN_REFRESH * hours * 3600 / refresh + hours  # gateway refreshes + hourly token age check
+    add(Line("Secrets Manager", f"1 secret, ~{calls / 1000:,.0f}k API calls (gateway refresh every {refresh:g} s)",
+             p["secrets_manager"]["secret_month"] + calls / 10_000 * p["secrets_manager"]["per_10k_calls"]))
+    add(Line("KMS", "1 customer-managed key", p["kms"]["key_month"]))
+    for line in report.lines:
+        line.monthly_usd = round(line.monthly_usd, 2)
+    return report
