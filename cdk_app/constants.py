@@ -27,6 +27,10 @@ EFS_POSIX_UID = 1000
 EFS_POSIX_GID = 1000
 EFS_ACCESS_POINT_ROOT = "/chroma/primary"
 
+# Interface VPC endpoints the tasks and functions need (the S3 gateway endpoint is always there): images (ECR),
+# logs, the token secret and the key that encrypts it.
+INTERFACE_ENDPOINTS = ("ecr.api", "ecr.dkr", "logs", "secretsmanager", "kms")
+
 # Ports of the load balancer's listeners.
 HTTP_PORT = 80
 HTTPS_PORT = 443

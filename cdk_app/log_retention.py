@@ -1,18 +1,26 @@
-"""CloudWatch Logs retention: the day counts the config accepts, mapped to CDK's enum."""
+"""CloudWatch Logs retention: the day counts the config accepts, mapped to CDK's enum.
+
+The day counts are plain data (config validation and the ops CLI import them without loading the CDK).
+"""
 
 from __future__ import annotations
 
-from aws_cdk import aws_logs as logs
+from typing import TYPE_CHECKING
 
-_R = logs.RetentionDays
-RETENTION_BY_DAYS: dict[int, logs.RetentionDays] = {
-    1: _R.ONE_DAY, 3: _R.THREE_DAYS, 5: _R.FIVE_DAYS, 7: _R.ONE_WEEK, 14: _R.TWO_WEEKS, 30: _R.ONE_MONTH,
-    60: _R.TWO_MONTHS, 90: _R.THREE_MONTHS, 120: _R.FOUR_MONTHS, 150: _R.FIVE_MONTHS, 180: _R.SIX_MONTHS,
-    365: _R.ONE_YEAR, 400: _R.THIRTEEN_MONTHS, 545: _R.EIGHTEEN_MONTHS, 731: _R.TWO_YEARS, 1096: _R.THREE_YEARS,
-    1827: _R.FIVE_YEARS, 2192: _R.SIX_YEARS, 2557: _R.SEVEN_YEARS, 2922: _R.EIGHT_YEARS, 3288: _R.NINE_YEARS,
-    3653: _R.TEN_YEARS,
+if TYPE_CHECKING:
+    from aws_cdk import aws_logs as logs
+
+RETENTION_DAYS: dict[int, str] = {
+    1: "ONE_DAY", 3: "THREE_DAYS", 5: "FIVE_DAYS", 7: "ONE_WEEK", 14: "TWO_WEEKS", 30: "ONE_MONTH",
+    60: "TWO_MONTHS", 90: "THREE_MONTHS", 120: "FOUR_MONTHS", 150: "FIVE_MONTHS", 180: "SIX_MONTHS",
+    365: "ONE_YEAR", 400: "THIRTEEN_MONTHS", 545: "EIGHTEEN_MONTHS", 731: "TWO_YEARS", 1096: "THREE_YEARS",
+    1827: "FIVE_YEARS", 2192: "SIX_YEARS", 2557: "SEVEN_YEARS", 2922: "EIGHT_YEARS", 3288: "NINE_YEARS",
+    3653: "TEN_YEARS",
 }
 
 
 def retention(days: int) -> logs.RetentionDays:
-    return RETENTION_BY_DAYS[days]
+    from aws_cdk import aws_logs as logs
+
+    value: logs.RetentionDays = getattr(logs.RetentionDays, RETENTION_DAYS[days])
+    return value

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from cdk_app.log_retention import RETENTION_BY_DAYS
+from cdk_app.log_retention import RETENTION_DAYS
 
 if TYPE_CHECKING:
     from cdk_app.config import EnvironmentConfig
@@ -279,8 +279,8 @@ def _describe_sizes(sizes: tuple[int, ...]) -> str:
 
 
 def _retention(field: str, days: int) -> Iterator[str]:
-    if days not in RETENTION_BY_DAYS:
-        yield _problem(field, days, f"use a CloudWatch Logs retention: {', '.join(map(str, RETENTION_BY_DAYS))}")
+    if days not in RETENTION_DAYS:
+        yield _problem(field, days, f"use a CloudWatch Logs retention: {', '.join(map(str, RETENTION_DAYS))}")
 
 
 _CHECKS: tuple[Callable[[EnvironmentConfig], Iterator[str]], ...] = (

@@ -38,6 +38,7 @@ class Model:
     overhead_bytes_per_record: float = 300.0
     disk_vector_factor: float = 1.0
     disk_overhead_bytes_per_record: float = 190.0
+    disk_baseline_bytes: float = 2.1 * MIB  # an empty SQLite database and its journal
 
 
 DEFAULT_MODEL = Model()
@@ -72,8 +73,9 @@ def estimate(vectors: int, dim: int, max_neighbors: int = 16, document_bytes: in
         raise UsageError(f"--headroom = {headroom}: use 0 to 4 (a fraction: 0.25 = 25 %)")
     links = 2 * max_neighbors * 4
     ram = model.baseline_bytes + vectors * (4 * dim + links + model.overhead_bytes_per_record + metadata_bytes)
-    disk = vectors * (model.disk_vector_factor * 4 * dim + links + model.disk_overhead_bytes_per_record
-                      + document_bytes + metadata_bytes)
+    per_record_on_disk = (model.disk_vector_factor * 4 * dim + links + model.disk_overhead_bytes_per_record
+                          + document_bytes + metadata_bytes)
+    disk = model.disk_baseline_bytes + vectors * per_record_on_disk
     required = math.ceil(ram * (1 + headroom) / MIB) + OS_RESERVE_MIB + GATEWAY_MIB
     return Estimate(vectors, dim, max_neighbors, int(ram), int(disk), required)
 

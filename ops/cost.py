@@ -9,7 +9,7 @@ from typing import Any
 
 from cdk_app.alarm_ids import ALARM_RUNBOOKS, latency_alarm_id
 from cdk_app.config import EfsThroughputMode, EnvironmentConfig
-from cdk_app.constructs.network import INTERFACE_ENDPOINT_SERVICES
+from cdk_app.constants import INTERFACE_ENDPOINTS
 from gateway.operations import OPERATIONS
 from gateway.settings import Settings
 from gateway.telemetry import METRICS as GATEWAY_METRICS
@@ -113,7 +113,7 @@ def estimate(config: EnvironmentConfig, usage: Usage, prices: dict[str, Any] | N
         add(Line("NAT gateway", f"{n} x {hours} h + {usage.nat_gb:g} GB",
                  n * hours * p["nat_gateway"]["hour"] + usage.nat_gb * p["nat_gateway"]["gb"]))
     if config.network.interface_endpoints:
-        count = len(INTERFACE_ENDPOINT_SERVICES)
+        count = len(INTERFACE_ENDPOINTS)
         add(Line("VPC interface endpoints", f"{count} endpoints x {zones} AZs + {usage.endpoint_gb:g} GB",
                  count * zones * hours * p["interface_endpoint"]["hour_per_az"]
                  + usage.endpoint_gb * p["interface_endpoint"]["gb"]))

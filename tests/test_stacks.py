@@ -9,7 +9,7 @@ import pytest
 import yaml
 from aws_cdk.assertions import Match
 
-from cdk_app.constants import CHROMA_LISTEN_ADDRESS, GATEWAY_PORT, GATEWAY_READINESS_PATH
+from cdk_app.constants import CHROMA_LISTEN_ADDRESS, GATEWAY_PORT, GATEWAY_READINESS_PATH, INTERFACE_ENDPOINTS
 from cdk_app.environments import ENVIRONMENTS
 from tests.cdk_support import STACK_IDS, SynthesizedApp
 
@@ -162,7 +162,7 @@ def test_network_egress_and_endpoints_follow_config(synthesized: SynthesizedApp,
         name = endpoint["Properties"]["ServiceName"]
         endpoints[endpoint["Properties"]["VpcEndpointType"]].append(
             name.removeprefix(prefix) if isinstance(name, str) else str(name))
-    expected = {"ecr.api", "ecr.dkr", "logs", "secretsmanager", "kms"} if config.interface_endpoints else set()
+    expected = set(INTERFACE_ENDPOINTS) if config.interface_endpoints else set()
     assert set(endpoints["Interface"]) == expected
     assert len(endpoints["Gateway"]) == 1 and "s3" in endpoints["Gateway"][0]  # the free S3 gateway endpoint
     assert only(network, "AWS::EC2::FlowLog")["Properties"]["TrafficType"] == "ALL"

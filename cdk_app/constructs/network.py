@@ -8,10 +8,10 @@ from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from cdk_app.config import NetworkConfig
-from cdk_app.constants import HTTPS_PORT
+from cdk_app.constants import HTTPS_PORT, INTERFACE_ENDPOINTS
 from cdk_app.log_retention import retention
 
-# What the tasks reach inside AWS: images (ECR + S3 layers), logs, the token secret and the key that encrypts it.
+# Construct ids (stable: they name the endpoints' logical ids) and services of cdk_app.constants.INTERFACE_ENDPOINTS.
 INTERFACE_ENDPOINT_SERVICES: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
     "EcrApi": ec2.InterfaceVpcEndpointAwsService.ECR,
     "EcrDocker": ec2.InterfaceVpcEndpointAwsService.ECR_DOCKER,
@@ -19,6 +19,7 @@ INTERFACE_ENDPOINT_SERVICES: dict[str, ec2.InterfaceVpcEndpointAwsService] = {
     "SecretsManager": ec2.InterfaceVpcEndpointAwsService.SECRETS_MANAGER,
     "Kms": ec2.InterfaceVpcEndpointAwsService.KMS,
 }
+assert len(INTERFACE_ENDPOINT_SERVICES) == len(INTERFACE_ENDPOINTS)
 
 
 class ChromaNetwork(Construct):

@@ -16,7 +16,7 @@ PRICES = cost.load_prices()
 
 def test_capacity_estimate_by_hand() -> None:
     model = capacity.Model(baseline_bytes=100 * capacity.MIB, overhead_bytes_per_record=200,
-                           disk_vector_factor=2.0, disk_overhead_bytes_per_record=100)
+                           disk_vector_factor=2.0, disk_overhead_bytes_per_record=100, disk_baseline_bytes=0)
     result = capacity.estimate(1_000_000, 256, max_neighbors=16, headroom=0.5, model=model)
     per_vector = 4 * 256 + 2 * 16 * 4 + 200  # raw + links + overhead = 1352 bytes
     assert result.ram_bytes == 100 * capacity.MIB + 1_000_000 * per_vector

@@ -158,7 +158,7 @@ def test_discovery_falls_back_to_stack_outputs(aws: Any) -> None:
     cloudformation = aws.client("cloudformation")
     for stack, key, value in (("compute", "EndpointUrl", "http://internal-alb.example"),
                               ("storage", "TokenSecretArn", arn)):
-        template = {"Resources": {"Nothing": {"Type": "AWS::CloudFormation::WaitConditionHandle"}},
+        template = {"Resources": {"Marker": {"Type": "AWS::SNS::Topic"}},
                     "Outputs": {key: {"Value": value}}}
         cloudformation.create_stack(StackName=f"chroma-dev-{stack}", TemplateBody=json.dumps(template))
     found = discover("dev", aws, ["dev"])
