@@ -153,7 +153,7 @@ def test_upstream_timeout_gives_504(slow_upstream: SlowUpstream, start_gateway: 
     began = time.perf_counter()
     status, _, body = raw(gateway.port, "GET", "/api/v2/slow", AUTH)
     assert status == 504 and json.loads(body)["error"] == "GatewayTimeout"
-    assert time.perf_counter() - began < 1.2
+    assert time.perf_counter() - began < 1.5  # before the slow upstream (1.5 s) would have answered
 
 
 def test_sigterm_drains_in_flight_requests_then_exits(slow_upstream: SlowUpstream,
