@@ -164,6 +164,8 @@ class Exchange:
 
     # ResponseSink
     def response_start(self, status: int, headers: Headers, chunked: bool, keep_alive: bool) -> None:
+        # The upstream timeout bounds the wait for Chroma's answer, not how long a large body takes to stream.
+        self._cancel_timer()
         self.started = True
         out = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"Unknown"))]
         has_length = False
@@ -206,9 +208,12 @@ class Exchange:
     def upstream_failed(self, reason: str, response_started: bool) -> None:
         if self.done:
             return
-        if response_started:
+        if response_started and not self.head:
             # Part of the response is already on its way: the client can only learn of it by the connection closing.
             self._finish(502, reason, keep_alive=False)
+            return
+        if response_started:  # headers arrived but nothing reached the client yet: a clean error is still possible
+            self._error(502, "BadGateway", "chroma closed the connection mid-response; retry", reason)
             return
         if self.attempts == 1 and self.request.method in _RETRYABLE:
             # Chroma closed a pooled keep-alive connection under us; an idempotent request is safe to resend once.

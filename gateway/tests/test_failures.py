@@ -122,6 +122,22 @@ class SlowUpstream:
             protocol_version = "HTTP/1.1"
 
             def do_GET(self) -> None:
+                if self.path == "/api/v2/broken":  # promises a body, sends none, hangs up
+                    self.send_response(200)
+                    self.send_header("Content-Length", "100")
+                    self.end_headers()
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                if self.path == "/api/v2/big":  # a body that takes longer to stream than the upstream timeout
+                    self.send_response(200)
+                    self.send_header("Content-Length", str(10 * 1000))
+                    self.end_headers()
+                    for _ in range(10):
+                        self.wfile.write(b"x" * 1000)
+                        self.wfile.flush()
+                        time.sleep(0.1)
+                    return
                 if self.path != "/api/v2/heartbeat":
                     time.sleep(delay_seconds)
                 body = b'{"slow": true}'
@@ -154,6 +170,21 @@ def test_upstream_timeout_gives_504(slow_upstream: SlowUpstream, start_gateway: 
     status, _, body = raw(gateway.port, "GET", "/api/v2/slow", AUTH)
     assert status == 504 and json.loads(body)["error"] == "GatewayTimeout"
     assert time.perf_counter() - began < 1.5  # before the slow upstream (1.5 s) would have answered
+
+
+def test_broken_upstream_response_gives_a_clean_502(slow_upstream: SlowUpstream,
+                                                    start_gateway: GatewayFactory) -> None:
+    gateway = start_gateway(slow_upstream.url)
+    status, _, body = raw(gateway.port, "GET", "/api/v2/broken", AUTH)
+    assert status == 502 and json.loads(body)["error"] == "BadGateway"
+    assert raw(gateway.port, "GET", "/api/v2/heartbeat", AUTH)[0] == 200
+
+
+def test_upstream_timeout_bounds_the_answer_not_the_streaming(slow_upstream: SlowUpstream,
+                                                               start_gateway: GatewayFactory) -> None:
+    gateway = start_gateway(slow_upstream.url, upstream_timeout_seconds="0.3")
+    status, _, body = raw(gateway.port, "GET", "/api/v2/big", AUTH)  # streams for ~1 s, headers at once
+    assert status == 200 and body == b"x" * 10_000
 
 
 def test_sigterm_drains_in_flight_requests_then_exits(slow_upstream: SlowUpstream,
