@@ -147,6 +147,13 @@ def test_automations_run_documents_with_least_privilege_roles(synthesized: Synth
     assert restart["mainSteps"][0]["inputs"]["forceNewDeployment"] is True
     backup = documents[f"chroma-{env}-backup-now"]["Content"]
     assert backup["mainSteps"][0]["inputs"]["Api"] == "StartBackupJob"
+    # Runnable by hand with no parameters: every one defaults to this environment's resources.
+    restart_defaults = json.dumps({k: v["default"] for k, v in restart["parameters"].items()})
+    assert "ChromaCluster" in restart_defaults and "ChromaService" in restart_defaults
+    assert "RemediationRestartRole" in restart_defaults
+    backup_defaults = json.dumps({k: v["default"] for k, v in backup["parameters"].items()})
+    for piece in ("ChromaBackupVault", "ChromaFileSystemArn", "BackupRole", "RemediationBackupRole"):
+        assert piece in backup_defaults, piece
 
     rules = [r["Properties"] for r in resources(template, "AWS::Events::Rule").values()
              if "EventPattern" in r["Properties"]]
@@ -161,6 +168,7 @@ def test_automations_run_documents_with_least_privilege_roles(synthesized: Synth
             {"Fn::GetAtt": [alarm_logical_ids[f"chroma-{env}-{alarm_id}"], "Arn"]}]
         target = rule["Targets"][0]
         assert f"automation-definition/chroma-{env}-{automation.value}:$DEFAULT" in json.dumps(target["Arn"])
+        assert target["Input"] == "{}"
         assert alarm_id in found
     policies = {next(iter(r["Properties"]["Roles"][0].values())): r["Properties"]["PolicyDocument"]["Statement"]
                 for r in resources(template, "AWS::IAM::Policy").values()}

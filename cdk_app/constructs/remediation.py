@@ -43,19 +43,19 @@ class Remediation(Construct):
             actions=["iam:PassRole"], resources=[backup_role_arn],
             conditions={"StringEquals": {"iam:PassedToService": "backup.amazonaws.com"}}))
 
-        self.documents: dict[Automation, tuple[ssm.CfnDocument, iam.Role, dict[str, list[str]]]] = {
-            Automation.RESTART_SERVICE: (self._document("RestartService", f"{prefix}-restart-service", _restart()),
-                                         restart_role,
-                                         {"ClusterName": [cluster.cluster_name],
-                                          "ServiceName": [service.service_name]}),
-            Automation.BACKUP_NOW: (self._document("BackupNow", f"{prefix}-backup-now", _backup()), backup_role,
-                                    {"BackupVaultName": [vault_name],
-                                     "FileSystemArn": [file_system.file_system_arn],
-                                     "BackupRoleArn": [backup_role_arn]}),
+        # Every parameter defaults to this environment's values: by hand it is just
+        # `aws ssm start-automation-execution --document-name chroma-<env>-restart-service`.
+        self.documents: dict[Automation, tuple[ssm.CfnDocument, iam.Role]] = {
+            Automation.RESTART_SERVICE: (self._document("RestartService", f"{prefix}-restart-service", _restart({
+                "AutomationAssumeRole": restart_role.role_arn, "ClusterName": cluster.cluster_name,
+                "ServiceName": service.service_name})), restart_role),
+            Automation.BACKUP_NOW: (self._document("BackupNow", f"{prefix}-backup-now", _backup({
+                "AutomationAssumeRole": backup_role.role_arn, "BackupVaultName": vault_name,
+                "FileSystemArn": file_system.file_system_arn, "BackupRoleArn": backup_role_arn})), backup_role),
         }
 
         for alarm_id, automation in config.alarms.automations:
-            document, role, parameters = self.documents[automation]
+            document, role = self.documents[automation]
             definition = stack.format_arn(service="ssm", resource="automation-definition",
                                           resource_name=f"{document.name}:$DEFAULT")
             events_role = iam.Role(self, f"Start{automation.name.title().replace('_', '')}On{_camel(alarm_id)}",
@@ -73,7 +73,7 @@ class Remediation(Construct):
                                "detail": {"state": {"value": ["ALARM"]}}},
                 targets=[events.CfnRule.TargetProperty(
                     id="Automation", arn=definition, role_arn=events_role.role_arn,
-                    input=stack.to_json_string({"AutomationAssumeRole": [role.role_arn], **parameters}))],
+                    input="{}")],  # no parameters: the document's defaults are this environment's
             )
             rule.add_dependency(document)  # the target names the document; it must exist first
 
@@ -86,17 +86,25 @@ def _camel(alarm_id: str) -> str:
     return "".join(part.capitalize() for part in alarm_id.split("-"))
 
 
-def _parameters(**names: str) -> dict[str, Any]:
-    return {"AutomationAssumeRole": {"type": "String", "description": "Role the automation runs as"},
-            **{name: {"type": "String", "description": text} for name, text in names.items()}}
+_DESCRIPTIONS = {
+    "AutomationAssumeRole": "Role the automation runs as",
+    "ClusterName": "ECS cluster", "ServiceName": "ECS service",
+    "BackupVaultName": "AWS Backup vault", "FileSystemArn": "EFS file system ARN",
+    "BackupRoleArn": "Role AWS Backup uses to read the file system",
+}
 
 
-def _restart() -> dict[str, Any]:
+def _parameters(defaults: dict[str, str]) -> dict[str, Any]:
+    return {name: {"type": "String", "description": _DESCRIPTIONS[name], "default": value}
+            for name, value in defaults.items()}
+
+
+def _restart(defaults: dict[str, str]) -> dict[str, Any]:
     return {
         "schemaVersion": "0.3",
         "description": "Restart the Chroma service with a new deployment (old task stops first: one writer).",
         "assumeRole": "{{ AutomationAssumeRole }}",
-        "parameters": _parameters(ClusterName="ECS cluster", ServiceName="ECS service"),
+        "parameters": _parameters(defaults),
         "mainSteps": [
             {"name": "ForceNewDeployment", "action": "aws:executeAwsApi",
              "inputs": {"Service": "ecs", "Api": "UpdateService", "cluster": "{{ ClusterName }}",
@@ -110,13 +118,12 @@ def _restart() -> dict[str, Any]:
     }
 
 
-def _backup() -> dict[str, Any]:
+def _backup(defaults: dict[str, str]) -> dict[str, Any]:
     return {
         "schemaVersion": "0.3",
         "description": "Take an on-demand AWS Backup of the Chroma file system.",
         "assumeRole": "{{ AutomationAssumeRole }}",
-        "parameters": _parameters(BackupVaultName="AWS Backup vault", FileSystemArn="EFS file system ARN",
-                                  BackupRoleArn="Role AWS Backup uses to read the file system"),
+        "parameters": _parameters(defaults),
         "mainSteps": [
             {"name": "StartBackup", "action": "aws:executeAwsApi",
              "inputs": {"Service": "backup", "Api": "StartBackupJob", "BackupVaultName": "{{ BackupVaultName }}",

@@ -38,6 +38,21 @@ def test_smoke_passes_and_cleans_up(chroma: Server, start_gateway: GatewayFactor
     assert leftovers == []
 
 
+def test_smoke_cleans_up_when_a_step_after_create_fails(chroma: Server, start_gateway: GatewayFactory,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    gateway = start_gateway(chroma.url, max_body_bytes="800")  # creating fits; adding 20 records does not (413)
+    code, out, _ = run(capsys, "smoke", "--endpoint", gateway.url, "--token", TOKEN, "--json")
+    steps = {s["name"]: s for s in json.loads(out)["steps"]}
+    assert code == 1
+    assert steps["create collection"]["ok"] and not steps["add"]["ok"]
+    assert steps["cleanup"]["ok"] and "query" not in steps
+    import chromadb
+
+    leftovers = [c.name for c in chromadb.HttpClient(host="127.0.0.1", port=chroma.port).list_collections()
+                 if c.name.startswith("chroma-ops-smoke-")]
+    assert leftovers == []
+
+
 def test_smoke_human_output(chroma: Server, start_gateway: GatewayFactory, capsys: pytest.CaptureFixture[str],
                             monkeypatch: pytest.MonkeyPatch) -> None:
     gateway = start_gateway(chroma.url)
