@@ -6,7 +6,7 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from cdk_app.config import EnvironmentConfig
-from cdk_app.constants import SSM_FILE_SYSTEM_ID, SSM_TOKEN_SECRET_ARN
+from cdk_app.constants import SSM_BACKUP_ROLE_ARN, SSM_BACKUP_VAULT_NAME, SSM_FILE_SYSTEM_ID, SSM_TOKEN_SECRET_ARN
 from cdk_app.constructs.backup import FileSystemBackup
 from cdk_app.constructs.data_key import DataKey
 from cdk_app.constructs.file_system import ChromaFileSystem
@@ -39,3 +39,7 @@ class StorageStack(cdk.Stack):
         published.publish(SSM_FILE_SYSTEM_ID, self.file_system.file_system_id, "EFS file system holding Chroma's data")
         published.publish(SSM_TOKEN_SECRET_ARN, self.token_secret.secret_arn,
                           "Secrets Manager secret holding the client token")
+        published.publish(SSM_BACKUP_VAULT_NAME, self.backup.vault.backup_vault_name,
+                          "AWS Backup vault holding the file system's recovery points")
+        published.publish(SSM_BACKUP_ROLE_ARN, self.backup.role.role_arn,
+                          "Role AWS Backup uses for backups and restores of the file system")

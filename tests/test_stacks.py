@@ -289,7 +289,7 @@ def test_published_parameters_and_outputs(synthesized: SynthesizedApp, env: str)
         names |= {r["Properties"]["Name"] for r in resources(template, "AWS::SSM::Parameter").values()}
     assert names == {f"/chroma/{env}/{n}" for n in
                      ("endpoint-url", "token-secret-arn", "cluster-name", "service-name", "file-system-id",
-                      "log-group-name")}
+                      "log-group-name", "backup-vault-name", "backup-role-arn")}
     outputs = synthesized.template_json(env, "Compute")["Outputs"]
     tls = ENVIRONMENTS[env].tls
     if tls:
