@@ -81,44 +81,58 @@ class FileTokenSource:
 
 @dataclass
 class SecretsManagerTokenSource:
-    """Reads the secret's staged versions. The secret string is the token itself."""
+    """Reads the secret's staged versions. The secret string is the token itself.
+
+    A refresh costs one DescribeSecret call: a version's value never changes, so values are fetched (GetSecretValue
+    by version id) only for versions not seen before, which happens once per rotation.
+    """
 
     secret_id: str
     previous_grace_seconds: float
     client: Any = field(repr=False)
+    _versions: dict[str, tuple[str, float]] = field(default_factory=dict, repr=False)  # id -> (value, created)
 
     def load(self) -> TokenSet:
-        current = self.client.get_secret_value(SecretId=self.secret_id, VersionStage="AWSCURRENT")
-        pending = self._stage("AWSPENDING", exclude=current["VersionId"])
-        previous = self._stage("AWSPREVIOUS", exclude=current["VersionId"])
+        described = self.client.describe_secret(SecretId=self.secret_id)
+        staged = {stage: version for version, stages in described.get("VersionIdsToStages", {}).items()
+                  for stage in stages}
+        current_id = staged.get("AWSCURRENT")
+        if current_id is None:
+            raise ValueError("the secret has no AWSCURRENT version")
+        current = self._version(current_id, required=True)
+        assert current is not None
+        pending = self._version(staged["AWSPENDING"]) if staged.get("AWSPENDING", current_id) != current_id else None
+        previous = (self._version(staged["AWSPREVIOUS"])
+                    if staged.get("AWSPREVIOUS", current_id) != current_id else None)
+        self._versions = {v: self._versions[v] for v in set(staged.values()) if v in self._versions}
         # The previous token stays valid for the grace period after the current one took over: from the latest of
         # the rotation time and the current version's creation, both known to Secrets Manager (restart-safe).
-        switched = [_epoch(current.get("CreatedDate"))]
-        described = self.client.describe_secret(SecretId=self.secret_id)
-        switched.append(_epoch(described.get("LastRotatedDate")))
+        switched = max(current[1], _epoch(described.get("LastRotatedDate")))
         return TokenSet(
-            current=_checked((current["SecretString"],), "AWSCURRENT"),
-            pending=_optional(pending, "AWSPENDING"),
-            previous=_optional(previous, "AWSPREVIOUS"),
-            previous_valid_until=max(switched) + self.previous_grace_seconds,
+            current=_checked((current[0],), "AWSCURRENT"),
+            pending=_checked((pending[0],), "AWSPENDING")[0] if pending else None,
+            previous=_checked((previous[0],), "AWSPREVIOUS")[0] if previous else None,
+            previous_valid_until=switched + self.previous_grace_seconds,
         )
 
-    def _stage(self, stage: str, exclude: str) -> dict[str, Any] | None:
-        try:
-            version: dict[str, Any] = self.client.get_secret_value(SecretId=self.secret_id, VersionStage=stage)
-        except self.client.exceptions.ResourceNotFoundException:
-            return None
-        return None if version["VersionId"] == exclude else version
+    def _version(self, version_id: str, required: bool = False) -> tuple[str, float] | None:
+        if version_id not in self._versions:
+            try:
+                value = self.client.get_secret_value(SecretId=self.secret_id, VersionId=version_id)
+            except self.client.exceptions.ResourceNotFoundException:
+                if required:
+                    raise
+                return None  # a version staged by RotateSecret before createSecret has stored its value
+            if "SecretString" not in value:
+                if required:
+                    raise ValueError("the secret's AWSCURRENT version holds no string")
+                return None
+            self._versions[version_id] = (value["SecretString"], _epoch(value.get("CreatedDate")))
+        return self._versions[version_id]
 
 
 def _epoch(value: datetime | None) -> float:
     return value.timestamp() if value is not None else 0.0
-
-
-def _optional(version: dict[str, Any] | None, where: str) -> str | None:
-    if version is None or "SecretString" not in version:
-        return None
-    return _checked((version["SecretString"],), where)[0]
 
 
 def _checked(tokens: Iterable[str], where: str) -> tuple[str, ...]:

@@ -24,8 +24,8 @@ CAPACITY_METRICS = 5  # UsedBytes, UsedPercentOfBudget, GrowthBytesPerDay, DaysU
 ROTATION_METRICS_PER_STEP = 3  # StepSucceeded, StepFailed, StepDuration
 ROTATION_STEPS = 4
 TOKEN_AGE_METRICS = 1
-# Secrets Manager calls per gateway refresh: AWSCURRENT, AWSPENDING, AWSPREVIOUS and DescribeSecret.
-CALLS_PER_TOKEN_REFRESH = 4
+# Secrets Manager calls per gateway refresh: one DescribeSecret (values are fetched once per new version).
+CALLS_PER_TOKEN_REFRESH = 1
 
 
 @dataclass(frozen=True)

@@ -80,6 +80,42 @@ def test_cache_that_never_loaded_refuses_everything() -> None:
     assert not cache.tokens.loaded and not cache.accepts("")
 
 
+class CountingClient:
+    """The real (moto) client, counting the calls the gateway makes: each one is billed and rate-limited."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+        self.calls: list[str] = []
+        self.exceptions = client.exceptions
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.client, name)
+
+        def counted(**kwargs: Any) -> Any:
+            self.calls.append(name)
+            return method(**kwargs)
+
+        return counted
+
+
+@mock_aws
+def test_a_refresh_without_changes_costs_one_call() -> None:
+    client = CountingClient(boto3.client("secretsmanager", region_name="us-east-1"))
+    arn = client.create_secret(Name="chroma/test/counted", SecretString="first")["ARN"]
+    source = SecretsManagerTokenSource(secret_id=arn, previous_grace_seconds=60, client=client)
+    client.calls.clear()
+    assert source.load().current == ("first",)
+    assert client.calls == ["describe_secret", "get_secret_value"]
+    client.calls.clear()
+    assert source.load().current == ("first",)
+    assert client.calls == ["describe_secret"]
+    client.put_secret_value(SecretId=arn, ClientRequestToken=str(uuid.uuid4()), SecretString="second",
+                            VersionStages=["AWSPENDING"])
+    client.calls.clear()
+    assert source.load().pending == "second"
+    assert client.calls == ["describe_secret", "get_secret_value"]  # only the new version is fetched
+
+
 @mock_aws
 def test_secrets_manager_source_reads_the_stages_of_a_rotation() -> None:
     client = boto3.client("secretsmanager", region_name="us-east-1")
