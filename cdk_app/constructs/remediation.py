@@ -94,18 +94,18 @@ _DESCRIPTIONS = {
 }
 
 
-def _parameters(defaults: dict[str, str]) -> dict[str, Any]:
-    return {name: {"type": "String", "description": _DESCRIPTIONS[name], "default": value}
-            for name, value in defaults.items()}
+def _automation(description: str, defaults: dict[str, str], steps: list[dict[str, Any]],
+                **extra: Any) -> dict[str, Any]:
+    """An Automation document running as its AutomationAssumeRole, every parameter defaulted."""
+    parameters = {name: {"type": "String", "description": _DESCRIPTIONS[name], "default": value}
+                  for name, value in defaults.items()}
+    return {"schemaVersion": "0.3", "description": description, "assumeRole": "{{ AutomationAssumeRole }}",
+            "parameters": parameters, "mainSteps": steps, **extra}
 
 
 def _restart(defaults: dict[str, str]) -> dict[str, Any]:
-    return {
-        "schemaVersion": "0.3",
-        "description": "Restart the Chroma service with a new deployment (old task stops first: one writer).",
-        "assumeRole": "{{ AutomationAssumeRole }}",
-        "parameters": _parameters(defaults),
-        "mainSteps": [
+    return _automation(
+        "Restart the Chroma service with a new deployment (old task stops first: one writer).", defaults, [
             {"name": "ForceNewDeployment", "action": "aws:executeAwsApi",
              "inputs": {"Service": "ecs", "Api": "UpdateService", "cluster": "{{ ClusterName }}",
                         "service": "{{ ServiceName }}", "forceNewDeployment": True}},
@@ -114,22 +114,15 @@ def _restart(defaults: dict[str, str]) -> dict[str, Any]:
                         "services": ["{{ ServiceName }}"],
                         "PropertySelector": "$.services[0].deployments[0].rolloutState",
                         "DesiredValues": ["COMPLETED"]}},
-        ],
-    }
+        ])
 
 
 def _backup(defaults: dict[str, str]) -> dict[str, Any]:
-    return {
-        "schemaVersion": "0.3",
-        "description": "Take an on-demand AWS Backup of the Chroma file system.",
-        "assumeRole": "{{ AutomationAssumeRole }}",
-        "parameters": _parameters(defaults),
-        "mainSteps": [
+    return _automation(
+        "Take an on-demand AWS Backup of the Chroma file system.", defaults, [
             {"name": "StartBackup", "action": "aws:executeAwsApi",
              "inputs": {"Service": "backup", "Api": "StartBackupJob", "BackupVaultName": "{{ BackupVaultName }}",
                         "ResourceArn": "{{ FileSystemArn }}", "IamRoleArn": "{{ BackupRoleArn }}",
                         "IdempotencyToken": "{{ automation:EXECUTION_ID }}"},
              "outputs": [{"Name": "BackupJobId", "Selector": "$.BackupJobId", "Type": "String"}]},
-        ],
-        "outputs": ["StartBackup.BackupJobId"],
-    }
+        ], outputs=["StartBackup.BackupJobId"])
