@@ -75,7 +75,7 @@ class Remediation(Construct):
                     id="Automation", arn=definition, role_arn=events_role.role_arn,
                     input="{}")],  # no parameters: the document's defaults are this environment's
             )
-            rule.add_dependency(document)  # the target names the document; it must exist first
+            rule.node.add_dependency(document)  # the target names the document; it must exist first
 
     def _document(self, construct_id: str, name: str, content: dict[str, Any]) -> ssm.CfnDocument:
         return ssm.CfnDocument(self, construct_id, name=name, document_type="Automation", document_format="JSON",
