@@ -56,26 +56,33 @@ class Settings:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Settings from GATEWAY_* variables; an unset variable takes the field's default above."""
         env = os.environ if env is None else env
         upstream = env.get(ENV_UPSTREAM_URL, "").strip()
         if not upstream.startswith(("http://", "https://")):
             raise SettingsError(f"{ENV_UPSTREAM_URL} must be an http(s) URL such as http://127.0.0.1:8000")
+
+        def number(name: str, field: str, low: float, high: float) -> float:
+            default = getattr(cls, field)
+            return _number(env, name, type(default), default, low, high)
+
         settings = cls(
             upstream_url=upstream.rstrip("/"),
-            port=int(_number(env, ENV_PORT, int, DEFAULT_PORT, 1, 65535)),
-            listen_address=env.get(ENV_LISTEN_ADDRESS, "0.0.0.0"),
-            upstream_timeout_seconds=_number(env, ENV_UPSTREAM_TIMEOUT_SECONDS, float, 60.0, 0.1, 3600),
-            max_body_bytes=int(_number(env, ENV_MAX_BODY_BYTES, int, DEFAULT_MAX_BODY_BYTES, 1, 1 << 31)),
+            port=int(number(ENV_PORT, "port", 1, 65535)),
+            listen_address=env.get(ENV_LISTEN_ADDRESS, cls.listen_address),
+            upstream_timeout_seconds=number(ENV_UPSTREAM_TIMEOUT_SECONDS, "upstream_timeout_seconds", 0.1, 3600),
+            max_body_bytes=int(number(ENV_MAX_BODY_BYTES, "max_body_bytes", 1, 1 << 31)),
             token_secret_id=env.get(ENV_TOKEN_SECRET_ID) or None,
             token_file=env.get(ENV_TOKEN_FILE) or None,
             tokens=tuple(t for t in env.get(ENV_TOKENS, "").split(",") if t),
-            token_refresh_seconds=_number(env, ENV_TOKEN_REFRESH_SECONDS, float, 15.0, 0.05, 30),
-            previous_token_grace_seconds=_number(env, ENV_PREVIOUS_TOKEN_GRACE_SECONDS, float, 3600.0, 0, 7 * 86400),
-            drain_seconds=_number(env, ENV_DRAIN_SECONDS, float, 25.0, 0, 120),
-            client_timeout_seconds=_number(env, ENV_CLIENT_TIMEOUT_SECONDS, float, 30.0, 0.1, 600),
-            keepalive_seconds=_number(env, ENV_KEEPALIVE_SECONDS, float, 120.0, 1, 4000),
-            metrics_namespace=env.get(ENV_METRICS_NAMESPACE, DEFAULT_METRICS_NAMESPACE),
-            environment=env.get(ENV_ENVIRONMENT, "local"),
+            token_refresh_seconds=number(ENV_TOKEN_REFRESH_SECONDS, "token_refresh_seconds", 0.05, 30),
+            previous_token_grace_seconds=number(ENV_PREVIOUS_TOKEN_GRACE_SECONDS, "previous_token_grace_seconds",
+                                                0, 7 * 86400),
+            drain_seconds=number(ENV_DRAIN_SECONDS, "drain_seconds", 0, 120),
+            client_timeout_seconds=number(ENV_CLIENT_TIMEOUT_SECONDS, "client_timeout_seconds", 0.1, 600),
+            keepalive_seconds=number(ENV_KEEPALIVE_SECONDS, "keepalive_seconds", 1, 4000),
+            metrics_namespace=env.get(ENV_METRICS_NAMESPACE, cls.metrics_namespace),
+            environment=env.get(ENV_ENVIRONMENT, cls.environment),
         )
         sources = sum(bool(s) for s in (settings.token_secret_id, settings.token_file, settings.tokens))
         if sources != 1:

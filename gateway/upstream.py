@@ -66,9 +66,8 @@ class UpstreamConnection(asyncio.Protocol):
         chunked = any(n.lower() == b"transfer-encoding" and b"chunked" in v.lower() for n, v in self.headers)
         self.sink.response_start(self.parser.get_status_code(), self.headers, chunked,
                                  self.parser.should_keep_alive())
-        if self.head_only:  # a HEAD response has no body, whatever its Content-Length says
+        if self.head_only:  # a HEAD response has no body, whatever its Content-Length says (and closes)
             self.on_message_complete()
-            self.close()
 
     def on_body(self, data: bytes) -> None:
         if self.sink is not None:

@@ -9,8 +9,6 @@ Chroma server (see docs/capacity.md); the defaults below are those measurements.
 from __future__ import annotations
 
 import math
-import os
-import random
 import tempfile
 import time
 from collections.abc import Callable
@@ -134,13 +132,9 @@ def measure(vectors: int, dim: int, seed: int = 11, progress: Callable[[int], No
         with chroma_server(data, port=port) as server:
             target = Target("chroma", server.url)
             conn = target.connect()
-            body = query_bodies(dim, 10, random.Random(seed).randint(0, 1 << 30), count=1)[0]  # noqa: S311
+            body = query_bodies(dim, 10, seed + 1, count=1)[0]
             request(conn, "POST", f"{COLLECTIONS_PATH}/{collection_id}/query", body, {})
             conn.close()
             rss = _rss_bytes(server.process.pid)
         predicted = estimate(vectors, dim)
         return Measurement(vectors, dim, rss, _tree_bytes(data), predicted.ram_bytes, predicted.disk_bytes, loaded)
-
-
-def cpu_count() -> int:
-    return os.cpu_count() or 0

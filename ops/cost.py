@@ -131,7 +131,7 @@ def estimate(config: EnvironmentConfig, usage: Usage, prices: dict[str, Any] | N
     add(Line("CloudWatch", f"{alarms} alarms, 1 dashboard, {metrics} custom metrics, {usage.log_gb:g} GB logs",
              alarms * cw["alarm_month"] + cw["dashboard_month"] + metrics * cw["custom_metric_month"]
              + usage.log_gb * cw["logs_ingested_gb"]))
-    refresh = Settings(upstream_url="http://127.0.0.1:8000", tokens=("x",)).token_refresh_seconds
+    refresh = Settings.token_refresh_seconds  # the gateway's default, which the compute stack keeps
     calls = CALLS_PER_TOKEN_REFRESH * hours * 3600 / refresh + hours  # gateway refreshes + hourly token age check
     add(Line("Secrets Manager", f"1 secret, ~{calls / 1000:,.0f}k API calls (gateway refresh every {refresh:g} s)",
              p["secrets_manager"]["secret_month"] + calls / 10_000 * p["secrets_manager"]["per_10k_calls"]))
