@@ -93,10 +93,14 @@ def test_dev_thresholds_differ_from_prod(synthesized: SynthesizedApp) -> None:
 
 @pytest.mark.parametrize("env", ENVS)
 def test_composite_unavailable_alarm_combines_the_outage_alarms(synthesized: SynthesizedApp, env: str) -> None:
+    template = synthesized.template_json(env, "Observability")
     rule = alarms(synthesized, env)["chroma-unavailable"]["AlarmRule"]
-    text = json.dumps(rule)
-    for child in ("no-healthy-targets", "no-running-tasks", "alb-5xx-rate"):
-        assert f"ServiceAlarms{child.replace('-', '')}" in text.replace("-", "").replace("_", "") or child in text
+    logical_ids = {r["Properties"]["AlarmName"]: k for k, r in resources(template, "AWS::CloudWatch::Alarm").items()}
+    children = [{"Fn::GetAtt": [logical_ids[f"chroma-{env}-{child}"], "Arn"]}
+                for child in ("no-healthy-targets", "no-running-tasks", "alb-5xx-rate")]
+    parts = rule["Fn::Join"][1]
+    assert [p for p in parts if isinstance(p, dict)] == children
+    assert all(" OR " in p or p in ('(ALARM("', '"))') for p in parts if isinstance(p, str))
 
 
 def test_alarm_metrics_match_what_the_functions_and_gateway_emit(synthesized: SynthesizedApp) -> None:

@@ -23,6 +23,14 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
+def smoke_collections(chroma: Server) -> list[str]:
+    """Collections a smoke test left behind on the Chroma server (read directly, not through the gateway)."""
+    import chromadb
+
+    return [c.name for c in chromadb.HttpClient(host="127.0.0.1", port=chroma.port).list_collections()
+            if c.name.startswith("chroma-ops-smoke-")]
+
+
 def test_smoke_passes_and_cleans_up(chroma: Server, start_gateway: GatewayFactory,
                                     capsys: pytest.CaptureFixture[str]) -> None:
     gateway = start_gateway(chroma.url)
@@ -31,11 +39,7 @@ def test_smoke_passes_and_cleans_up(chroma: Server, start_gateway: GatewayFactor
     assert code == 0 and report["ok"] is True
     assert [s["name"] for s in report["steps"]] == ["heartbeat", "create collection", "add", "query", "get",
                                                      "delete collection"]
-    import chromadb
-
-    leftovers = [c.name for c in chromadb.HttpClient(host="127.0.0.1", port=chroma.port).list_collections()
-                 if c.name.startswith("chroma-ops-smoke-")]
-    assert leftovers == []
+    assert smoke_collections(chroma) == []
 
 
 def test_smoke_cleans_up_when_a_step_after_create_fails(chroma: Server, start_gateway: GatewayFactory,
@@ -46,11 +50,7 @@ def test_smoke_cleans_up_when_a_step_after_create_fails(chroma: Server, start_ga
     assert code == 1
     assert steps["create collection"]["ok"] and not steps["add"]["ok"]
     assert steps["cleanup"]["ok"] and "query" not in steps
-    import chromadb
-
-    leftovers = [c.name for c in chromadb.HttpClient(host="127.0.0.1", port=chroma.port).list_collections()
-                 if c.name.startswith("chroma-ops-smoke-")]
-    assert leftovers == []
+    assert smoke_collections(chroma) == []
 
 
 def test_smoke_human_output(chroma: Server, start_gateway: GatewayFactory, capsys: pytest.CaptureFixture[str],

@@ -19,6 +19,7 @@ from chromadb.config import Settings as ClientSettings
 from moto.server import ThreadedMotoServer
 
 from gateway.local import LOOPBACK, chroma_server, free_port, gateway_server
+from gateway.tests.test_proxy import raw
 from lambdas.secret_rotation.function import handler, settings
 from lambdas.secret_rotation.tests.moto_support import begin_rotation
 
@@ -53,13 +54,7 @@ def chroma_client(port: int, token: str) -> Any:
 
 
 def status_with(port: int, token: str) -> int:
-    import http.client
-
-    conn = http.client.HTTPConnection(LOOPBACK, port, timeout=10)
-    conn.request("GET", "/api/v2/tenants/default_tenant", headers={"Authorization": f"Bearer {token}"})
-    status = conn.getresponse().status
-    conn.close()
-    return status
+    return raw(port, "GET", "/api/v2/tenants/default_tenant", {"Authorization": f"Bearer {token}"})[0]
 
 
 class BusyClient(threading.Thread):
