@@ -15,13 +15,23 @@ def enable_rotation(client: Any, secret_id: str) -> None:
     client.rotate_secret(SecretId=secret_id, RotationRules={"AutomaticallyAfterDays": 30}, RotateImmediately=False)
 
 
+def _secret(secret_id: str, region: str) -> FakeSecret:
+    secret = secretsmanager_backends[DEFAULT_ACCOUNT_ID][region].secrets[secret_id]
+    assert isinstance(secret, FakeSecret)
+    return secret
+
+
 def begin_rotation(client: Any, secret_id: str, region: str = "us-east-1") -> str:
     """Secrets Manager's RotateSecret: a new version id staged AWSPENDING, with no value yet; returns the id."""
     enable_rotation(client, secret_id)
     version = str(uuid.uuid4())
-    secret = secretsmanager_backends[DEFAULT_ACCOUNT_ID][region].secrets[secret_id]
-    assert isinstance(secret, FakeSecret)
+    secret = _secret(secret_id, region)
     secret.remove_version_stages_from_old_versions(["AWSPENDING"])
     secret.versions[version] = {"createdate": int(time.time()), "version_id": version,
                                 "version_stages": ["AWSPENDING"]}
     return version
+
+
+def complete_rotation(secret_id: str, region: str = "us-east-1") -> None:
+    """After a successful finishSecret, Secrets Manager records LastRotatedDate; moto does not."""
+    _secret(secret_id, region).last_rotation_date = int(time.time())

@@ -21,7 +21,7 @@ from moto.server import ThreadedMotoServer
 from gateway.local import LOOPBACK, chroma_server, free_port, gateway_server
 from gateway.tests.test_proxy import raw
 from lambdas.secret_rotation.function import handler, settings
-from lambdas.secret_rotation.tests.moto_support import begin_rotation
+from lambdas.secret_rotation.tests.moto_support import begin_rotation, complete_rotation
 
 GRACE_SECONDS = 4.0
 CLIENT_TOKEN_REFRESH_SECONDS = 0.5  # how often the client re-reads AWSCURRENT (a real client: minutes)
@@ -99,7 +99,6 @@ def test_rotation_under_load_loses_nothing(moto_url: str, tmp_path: Path, monkey
     secrets = boto3.client("secretsmanager")
     original = "original-token-0123456789"
     secret_id = secrets.create_secret(Name="chroma/e2e/gateway-token", SecretString=original)["ARN"]
-    version = begin_rotation(secrets, secret_id)
     gateway_env = {"GATEWAY_TOKEN_SECRET_ID": secret_id, "GATEWAY_TOKEN_REFRESH_SECONDS": "0.5",
                    "GATEWAY_PREVIOUS_TOKEN_GRACE_SECONDS": str(GRACE_SECONDS), "AWS_ENDPOINT_URL": moto_url,
                    "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
@@ -120,10 +119,12 @@ def test_rotation_under_load_loses_nothing(moto_url: str, tmp_path: Path, monkey
         monkeypatch.setenv(settings.ENV_ENDPOINT_PORT, str(gateway.port))
         monkeypatch.setenv(settings.ENV_WAIT_SECONDS, "30")
         bogus_statuses = [status_with(gateway.port, "bogus-token")]
+        version = begin_rotation(secrets, secret_id)  # Secrets Manager starts the rotation now
         for step in ("createSecret", "setSecret", "testSecret", "finishSecret"):
             handler.lambda_handler({"Step": step, "SecretId": secret_id, "ClientRequestToken": version},
                                    LambdaContext())
             bogus_statuses.append(status_with(gateway.port, "bogus-token"))
+        complete_rotation(secret_id)
         finished = time.time()
         new_token = secrets.get_secret_value(SecretId=secret_id, VersionStage="AWSCURRENT")["SecretString"]
         assert new_token != original
