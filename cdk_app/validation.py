@@ -221,7 +221,7 @@ def _capacity(c: EnvironmentConfig) -> Iterator[str]:
 
 
 def _alarms(c: EnvironmentConfig) -> Iterator[str]:
-    from cdk_app.alarm_ids import ALARM_RUNBOOKS
+    from cdk_app.observability.alarm_ids import ALARM_RUNBOOKS
     from gateway.operations import OPERATIONS
 
     a = c.alarms

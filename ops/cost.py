@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cdk_app.alarm_ids import ALARM_RUNBOOKS, latency_alarm_id
 from cdk_app.config import EfsThroughputMode, EnvironmentConfig
 from cdk_app.constants import INTERFACE_ENDPOINTS
+from cdk_app.observability.alarm_ids import ALARM_RUNBOOKS, latency_alarm_id
 from gateway.operations import OPERATIONS
 from gateway.settings import Settings
 from gateway.telemetry import METRICS as GATEWAY_METRICS

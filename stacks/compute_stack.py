@@ -9,11 +9,11 @@ from constructs import Construct
 
 from cdk_app.config import EnvironmentConfig
 from cdk_app.constants import SSM_CLUSTER_NAME, SSM_ENDPOINT_URL, SSM_LOG_GROUP_NAME, SSM_SERVICE_NAME
-from cdk_app.constructs.chroma_service import ChromaService
-from cdk_app.constructs.load_balancer import ChromaLoadBalancer
-from cdk_app.constructs.published_values import PublishedValues
+from cdk_app.constructs.published import PublishedValues
 from cdk_app.constructs.stateful import removal_policy
-from lambdas.secret_rotation.infrastructure import TokenRotation
+from cdk_app.node.chroma import ChromaService
+from cdk_app.node.load_balancer import ChromaLoadBalancer
+from lambdas.token_rotation.infrastructure import TokenRotation
 from stacks.network_stack import NetworkStack
 from stacks.storage_stack import StorageStack
 

@@ -6,9 +6,9 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from cdk_app.config import EnvironmentConfig
-from cdk_app.constructs.network import ChromaNetwork
-from cdk_app.constructs.security_groups import ServiceSecurityGroups
 from cdk_app.constructs.stateful import removal_policy
+from cdk_app.network.network import ChromaNetwork
+from cdk_app.network.security_groups import ServiceSecurityGroups
 
 
 class NetworkStack(cdk.Stack):

@@ -8,14 +8,14 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from cdk_app.config import EnvironmentConfig
-from cdk_app.constructs.alarm_topic import AlarmTopic
-from cdk_app.constructs.dashboard import ChromaDashboard
-from cdk_app.constructs.remediation import Remediation
-from cdk_app.constructs.service_alarms import ServiceAlarms
-from cdk_app.constructs.service_metrics import ServiceMetrics
 from cdk_app.constructs.stateful import removal_policy
-from lambdas.efs_capacity.infrastructure import CapacityCheck
-from lambdas.secret_age.infrastructure import TokenAgeCheck
+from cdk_app.observability.alarms import AlarmTopic
+from cdk_app.observability.dashboard import ChromaDashboard
+from cdk_app.observability.remediation import Remediation
+from cdk_app.observability.service_alarms import ServiceAlarms
+from cdk_app.observability.service_metrics import ServiceMetrics
+from lambdas.capacity_check.infrastructure import CapacityCheck
+from lambdas.token_age_check.infrastructure import TokenAgeCheck
 from stacks.compute_stack import ComputeStack
 from stacks.storage_stack import StorageStack
 

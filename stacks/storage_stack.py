@@ -7,12 +7,12 @@ from constructs import Construct
 
 from cdk_app.config import EnvironmentConfig
 from cdk_app.constants import SSM_BACKUP_ROLE_ARN, SSM_BACKUP_VAULT_NAME, SSM_FILE_SYSTEM_ID, SSM_TOKEN_SECRET_ARN
-from cdk_app.constructs.backup import FileSystemBackup
-from cdk_app.constructs.data_key import DataKey
-from cdk_app.constructs.file_system import ChromaFileSystem
-from cdk_app.constructs.published_values import PublishedValues
+from cdk_app.constructs.published import PublishedValues
 from cdk_app.constructs.stateful import removal_policy
-from cdk_app.constructs.token_secret import GatewayTokenSecret
+from cdk_app.storage.backup import FileSystemBackup
+from cdk_app.storage.data_key import DataKey
+from cdk_app.storage.file_system import ChromaFileSystem
+from cdk_app.storage.gateway_token import GatewayTokenSecret
 from stacks.network_stack import NetworkStack
 
 

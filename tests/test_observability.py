@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from cdk_app.alarm_ids import ALARM_RUNBOOKS, latency_alarm_id
 from cdk_app.config import Automation
 from cdk_app.environments import ENVIRONMENTS
+from cdk_app.observability.alarm_ids import ALARM_RUNBOOKS, latency_alarm_id
 from tests.cdk_support import SynthesizedApp
 from tests.test_stacks import only, resources
 

@@ -95,7 +95,7 @@ def test_chroma_listens_on_loopback_and_only_the_gateway_has_a_port(synthesized:
     assert {"Name": "GATEWAY_UPSTREAM_URL", "Value": "http://127.0.0.1:8000"} in gateway["Environment"]
     assert gateway["HealthCheck"]["Command"] == ["CMD", "python", "-m", "gateway.healthcheck"]
     # The baked-in config agrees, so the image alone is also loopback-only and logs requests.
-    config = yaml.safe_load((REPO / "chroma_image" / "config.yaml").read_text())
+    config = yaml.safe_load((REPO / "cdk_app" / "node" / "chroma_image" / "config.yaml").read_text())
     assert config["listen_address"] == CHROMA_LISTEN_ADDRESS and config["stdout_tracing"] is True
 
 

@@ -19,8 +19,8 @@ from cdk_app.constants import (
     HTTP_PORT,
     HTTPS_PORT,
 )
-from cdk_app.constructs.chroma_service import GATEWAY_CONTAINER, alb_idle_timeout_seconds
 from cdk_app.nag import acknowledge
+from cdk_app.node.chroma import GATEWAY_CONTAINER, alb_idle_timeout_seconds
 
 
 class ChromaLoadBalancer(Construct):

@@ -20,8 +20,8 @@ from moto.server import ThreadedMotoServer
 
 from gateway.local import LOOPBACK, chroma_server, free_port, gateway_server
 from gateway.tests.test_proxy import raw
-from lambdas.secret_rotation.function import handler, settings
-from lambdas.secret_rotation.tests.moto_support import begin_rotation, complete_rotation
+from lambdas.token_rotation.function import handler, settings
+from lambdas.token_rotation.tests.moto_support import begin_rotation, complete_rotation
 
 GRACE_SECONDS = 4.0
 CLIENT_TOKEN_REFRESH_SECONDS = 0.5  # how often the client re-reads AWSCURRENT (a real client: minutes)

@@ -40,7 +40,7 @@ def alb_idle_timeout_seconds(config: EnvironmentConfig) -> int:
 
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CHROMA_IMAGE_DIR = REPO_ROOT / "chroma_image"
+CHROMA_IMAGE_DIR = Path(__file__).resolve().parent / "chroma_image"
 GATEWAY_DIR = REPO_ROOT / "gateway"
 DATA_VOLUME = "chroma-data"
 CHROMA_CONTAINER = "chroma"

@@ -17,7 +17,7 @@ from constructs import Construct
 from cdk_app.config import EnvironmentConfig
 from cdk_app.constants import HTTP_PORT, HTTPS_PORT
 from cdk_app.constructs.python_function import PythonFunction
-from lambdas.secret_rotation.function import settings as runtime
+from lambdas.token_rotation.function import settings as runtime
 
 FUNCTION_DIR = Path(__file__).resolve().parent / "function"
 # setSecret waits this long for the gateway (which re-reads the secret every 15 s) to accept the pending token.

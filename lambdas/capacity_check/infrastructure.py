@@ -13,7 +13,7 @@ from constructs import Construct
 from cdk_app.config import EnvironmentConfig
 from cdk_app.constructs.scheduled_function import ScheduledFunction
 from cdk_app.nag import acknowledge
-from lambdas.efs_capacity.function import settings as runtime
+from lambdas.capacity_check.function import settings as runtime
 
 FUNCTION_DIR = Path(__file__).resolve().parent / "function"
 

@@ -12,7 +12,7 @@ from constructs import Construct
 
 from cdk_app.config import EnvironmentConfig
 from cdk_app.constructs.scheduled_function import ScheduledFunction
-from lambdas.secret_age.function import settings as runtime
+from lambdas.token_age_check.function import settings as runtime
 
 FUNCTION_DIR = Path(__file__).resolve().parent / "function"
 

@@ -9,9 +9,9 @@ from aws_cdk import aws_cloudwatch_actions as actions
 from aws_cdk import aws_sns as sns
 from constructs import Construct
 
-from cdk_app.alarm_ids import ALARM_RUNBOOKS, latency_alarm_id
 from cdk_app.config import EnvironmentConfig
-from cdk_app.constructs.service_metrics import ServiceMetrics
+from cdk_app.observability.alarm_ids import ALARM_RUNBOOKS, latency_alarm_id
+from cdk_app.observability.service_metrics import ServiceMetrics
 
 GREATER = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
 GREATER_OR_EQUAL = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD

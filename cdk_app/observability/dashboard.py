@@ -6,9 +6,9 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from constructs import Construct
 
-from cdk_app.alarm_ids import ALARM_RUNBOOKS
 from cdk_app.config import EnvironmentConfig
-from cdk_app.constructs.service_metrics import ServiceMetrics
+from cdk_app.observability.alarm_ids import ALARM_RUNBOOKS
+from cdk_app.observability.service_metrics import ServiceMetrics
 from gateway.operations import OPERATIONS
 
 GIB = 1 << 30

@@ -10,8 +10,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from lambdas.secret_rotation.function.rotation import STEPS, RotationError, Rotator, generate_token
-from lambdas.secret_rotation.tests.moto_support import begin_rotation
+from lambdas.token_rotation.function.rotation import STEPS, RotationError, Rotator, generate_token
+from lambdas.token_rotation.tests.moto_support import begin_rotation
 
 OLD = "old-token-value"
 

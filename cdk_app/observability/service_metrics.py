@@ -10,9 +10,9 @@ from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 
 from gateway.settings import DEFAULT_METRICS_NAMESPACE as GATEWAY_NAMESPACE
-from lambdas.efs_capacity.function import settings as capacity_function
-from lambdas.secret_age.function import settings as token_age_function
-from lambdas.secret_rotation.function import settings as rotation_function
+from lambdas.capacity_check.function import settings as capacity_function
+from lambdas.token_age_check.function import settings as token_age_function
+from lambdas.token_rotation.function import settings as rotation_function
 
 ONE_MINUTE = cdk.Duration.minutes(1)
 FIVE_MINUTES = cdk.Duration.minutes(5)

@@ -14,9 +14,9 @@ from moto import mock_aws
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.efs.models import efs_backends
 
-from lambdas.efs_capacity.function import handler
-from lambdas.efs_capacity.function.capacity import GIB, MIB, assess, growth_per_day
-from lambdas.efs_capacity.function.settings import (
+from lambdas.capacity_check.function import handler
+from lambdas.capacity_check.function.capacity import GIB, MIB, assess, growth_per_day
+from lambdas.capacity_check.function.settings import (
     ENV_BUDGET_GIB,
     ENV_ENVIRONMENT,
     ENV_FILE_SYSTEM_ID,

@@ -7,8 +7,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from lambdas.secret_age.function import handler
-from lambdas.secret_age.function.handler import days_since_rotation
+from lambdas.token_age_check.function import handler
+from lambdas.token_age_check.function.handler import days_since_rotation
 
 
 @mock_aws
