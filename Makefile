@@ -5,15 +5,21 @@ PY := $(VENV)/bin/python
 # Node 22 from package.json (jsii and the CDK CLI), ahead of the machine's Node.
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup synth test lint typecheck unit bench clean
+.PHONY: setup synth test test-fast lint typecheck unit bench clean
 
-setup: $(VENV)/.installed node_modules/.installed
+setup: $(VENV)/.installed node_modules/.installed .venv-checkov/.installed
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt gateway/requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	$(PY) -m pip install --quiet --no-deps -e .   # the chroma-ops command
+	touch $@
+
+# checkov in a virtualenv of its own: its pinned dependencies clash with the test stack's.
+.venv-checkov/.installed: requirements-checkov.txt
+	test -x .venv-checkov/bin/python || python3 -m venv .venv-checkov
+	.venv-checkov/bin/python -m pip install --quiet -r requirements-checkov.txt
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -35,6 +41,10 @@ unit: setup
 
 ## Everything CI runs: lint, types, all tests.
 test: lint typecheck unit
+
+## The inner loop: lint, types and the tests that need no synth and no server (seconds, not minutes).
+test-fast: lint typecheck
+	pytest -q -m "not synth and not servers"
 
 ## Gateway vs direct Chroma latency and throughput (prints a table).
 bench: setup

@@ -11,6 +11,19 @@ from syrupy.extensions.json import JSONSnapshotExtension
 from cdk_app.environments import ENVIRONMENTS
 from tests.cdk_support import SynthesizedApp, synthesize
 
+# Tests that use these fixtures are marked for them, so `make test-fast` (-m "not synth and not servers") can skip
+# them without anyone remembering a marker; tests that synthesize or start servers by other means are marked by hand.
+_MARKS_BY_FIXTURE = {
+    "synthesized": "synth",
+    "chroma": "servers", "start_gateway": "servers", "moto_server": "servers", "aws_env": "servers",
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for fixture in set(getattr(item, "fixturenames", ())) & _MARKS_BY_FIXTURE.keys():
+            item.add_marker(_MARKS_BY_FIXTURE[fixture])
+
 
 @pytest.fixture(scope="session")
 def synthesized(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedApp:

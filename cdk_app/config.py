@@ -16,10 +16,6 @@ class CpuArchitecture(StrEnum):
     ARM64 = "ARM64"
     X86_64 = "X86_64"
 
-    @property
-    def docker_platform(self) -> str:
-        return "linux/arm64" if self is CpuArchitecture.ARM64 else "linux/amd64"
-
 
 class EfsThroughputMode(StrEnum):
     # Elastic is AWS's recommendation for spiky workloads and needs no burst-credit babysitting.

@@ -17,7 +17,6 @@ CHROMA_MAX_PAYLOAD_BYTES = gateway_settings.DEFAULT_MAX_BODY_BYTES
 
 # The gateway is the only port the load balancer can reach; its own settings module is the source of truth.
 GATEWAY_PORT = gateway_settings.DEFAULT_PORT
-GATEWAY_LIVENESS_PATH = gateway_settings.LIVENESS_PATH
 GATEWAY_READINESS_PATH = gateway_settings.READINESS_PATH
 # Seconds the gateway may take to drain in-flight requests after SIGTERM (ECS stop timeout).
 GATEWAY_STOP_TIMEOUT_SECONDS = 30
@@ -34,6 +33,12 @@ INTERFACE_ENDPOINTS = ("ecr.api", "ecr.dkr", "logs", "secretsmanager", "kms")
 # Ports of the load balancer's listeners.
 HTTP_PORT = 80
 HTTPS_PORT = 443
+
+
+def log_group_name(environment: str, purpose: str) -> str:
+    """Every log group of an environment is named under /chroma/<env>/, so the data key's policy can let CloudWatch
+    Logs use the key for exactly those log groups."""
+    return f"/{SERVICE_NAME}/{environment}/{purpose}"
 
 
 def ssm_parameter_prefix(environment: str) -> str:

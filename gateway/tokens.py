@@ -13,7 +13,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
 
 log = logging.getLogger("gateway.tokens")
 
@@ -89,7 +92,7 @@ class SecretsManagerTokenSource:
 
     secret_id: str
     previous_grace_seconds: float
-    client: Any = field(repr=False)
+    client: SecretsManagerClient = field(repr=False)
     _versions: dict[str, tuple[str, float]] = field(default_factory=dict, repr=False)  # id -> (value, created)
 
     def load(self) -> TokenSet:
@@ -153,7 +156,6 @@ class TokenCache:
     source: TokenSource
     clock: Callable[[], float] = time.time
     tokens: TokenSet = field(default_factory=TokenSet)
-    last_success: float | None = None
     last_error: str | None = None
     consecutive_failures: int = 0
 
@@ -169,7 +171,6 @@ class TokenCache:
             return False
         changed = tokens != self.tokens
         self.tokens = tokens
-        self.last_success = self.clock()
         self.last_error = None
         self.consecutive_failures = 0
         if changed:

@@ -6,6 +6,7 @@ Exit codes: 0 success, 1 the check failed or the endpoint refused us, 2 bad inpu
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 from collections.abc import Sequence
@@ -177,9 +178,7 @@ def _calibrate(args: argparse.Namespace) -> int:
 def cmd_cost(args: argparse.Namespace) -> int:
     from ops import cost
 
-    usage = cost.Usage(data_gib=args.data_gib, alb_lcu=args.alb_lcu, nat_gb=args.nat_gb,
-                       endpoint_gb=args.endpoint_gb, efs_read_gb=args.efs_read_gb, efs_write_gb=args.efs_write_gb,
-                       log_gb=args.log_gb)
+    usage = cost.Usage(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cost.Usage)})
     report = cost.estimate(_config(args.env), usage)
     if args.json:
         emit_json(report.as_dict())
@@ -227,13 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     cost = commands.add_parser("cost", help="itemized monthly cost of an environment")
     cost.add_argument("--env", required=True)
-    cost.add_argument("--data-gib", type=float, help="data stored on EFS (default: the capacity budget)")
-    cost.add_argument("--alb-lcu", type=float, default=1.0, help="average load balancer capacity units")
-    cost.add_argument("--nat-gb", type=float, default=10.0, help="GB processed by NAT gateways per month")
-    cost.add_argument("--endpoint-gb", type=float, default=5.0, help="GB through interface endpoints per month")
-    cost.add_argument("--efs-read-gb", type=float, default=50.0)
-    cost.add_argument("--efs-write-gb", type=float, default=10.0)
-    cost.add_argument("--log-gb", type=float, default=5.0, help="GB of logs ingested per month")
+    from ops.cost import Usage  # plain data: no CDK
+
+    for usage_field in dataclasses.fields(Usage):  # one option per usage figure, defaults stated once (on Usage)
+        cost.add_argument(f"--{usage_field.name.replace('_', '-')}", type=float, default=usage_field.default,
+                          help=usage_field.metadata["help"])
     cost.set_defaults(run=cmd_cost)
 
     for sub in (smoke, bench, capacity, cost):

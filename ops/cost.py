@@ -13,6 +13,8 @@ from cdk_app.observability.alarm_ids import ALARM_RUNBOOKS, latency_alarm_id
 from gateway.operations import OPERATIONS
 from gateway.settings import Settings
 from gateway.telemetry import METRICS as GATEWAY_METRICS
+from lambdas.capacity_check.function.settings import METRIC_NAMES as CAPACITY_METRICS
+from lambdas.token_rotation.function.settings import STEP_METRICS, STEPS
 from ops.errors import UsageError
 
 PRICES_PATH = Path(__file__).resolve().parent / "prices_us_east_1.json"
@@ -20,10 +22,7 @@ PRICES_PATH = Path(__file__).resolve().parent / "prices_us_east_1.json"
 CASE_STUDY = (("ECS Fargate (2 tasks, 4 vCPU / 8 GB, x86)", 280.0), ("Application Load Balancer", 25.0),
               ("EFS storage (100 GB)", 30.0), ("NAT gateway", 45.0))
 CASE_STUDY_TOTAL = 380.0
-CAPACITY_METRICS = 5  # UsedBytes, UsedPercentOfBudget, GrowthBytesPerDay, DaysUntilFull, DataToMemoryPercent
-ROTATION_METRICS_PER_STEP = 3  # StepSucceeded, StepFailed, StepDuration
-ROTATION_STEPS = 4
-TOKEN_AGE_METRICS = 1
+TOKEN_AGE_METRICS = 1  # DaysSinceRotation
 # Secrets Manager calls per gateway refresh: one DescribeSecret (values are fetched once per new version).
 CALLS_PER_TOKEN_REFRESH = 1
 
@@ -32,14 +31,14 @@ CALLS_PER_TOKEN_REFRESH = 1
 class Usage:
     """What the bill depends on beyond the config: defaults are a modest production workload."""
 
-    data_gib: float | None = None  # None: the capacity budget
-    alb_lcu: float = 1.0
-    nat_gb: float = 10.0
-    endpoint_gb: float = 5.0
-    efs_read_gb: float = 50.0
-    efs_write_gb: float = 10.0
-    log_gb: float = 5.0
-    backup_daily_change: float = 0.02
+    data_gib: float | None = field(default=None, metadata={"help": "data stored on EFS (default: the capacity budget)"})
+    alb_lcu: float = field(default=1.0, metadata={"help": "average load balancer capacity units"})
+    nat_gb: float = field(default=10.0, metadata={"help": "GB processed by NAT gateways per month"})
+    endpoint_gb: float = field(default=5.0, metadata={"help": "GB through interface endpoints per month"})
+    efs_read_gb: float = field(default=50.0, metadata={"help": "GB read from EFS per month"})
+    efs_write_gb: float = field(default=10.0, metadata={"help": "GB written to EFS per month"})
+    log_gb: float = field(default=5.0, metadata={"help": "GB of logs ingested per month"})
+    backup_daily_change: float = field(default=0.02, metadata={"help": "fraction of the data changed per day"})
 
     def validate(self) -> None:
         for name, value in self.__dict__.items():
@@ -90,7 +89,7 @@ def alarm_count(config: EnvironmentConfig) -> int:
 
 def custom_metric_count() -> int:
     gateway = len(GATEWAY_METRICS) * (len(OPERATIONS) + 1)  # per operation, and per environment
-    return gateway + CAPACITY_METRICS + ROTATION_METRICS_PER_STEP * ROTATION_STEPS + TOKEN_AGE_METRICS
+    return gateway + len(CAPACITY_METRICS) + len(STEP_METRICS) * len(STEPS) + TOKEN_AGE_METRICS
 
 
 def estimate(config: EnvironmentConfig, usage: Usage, prices: dict[str, Any] | None = None) -> CostReport:

@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from cdk_app.constants import SERVICE_NAME, SSM_ENDPOINT_URL, SSM_TOKEN_SECRET_ARN, ssm_parameter_prefix
 from ops.errors import OpsError, UsageError
+
+if TYPE_CHECKING:
+    import boto3
+    from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_ssm import SSMClient
 
 
 @dataclass(frozen=True)
@@ -22,14 +27,14 @@ def _output_key(parameter: str) -> str:
     return "".join(part.capitalize() for part in parameter.split("-"))
 
 
-def _from_ssm(ssm: Any, environment: str) -> dict[str, str]:
+def _from_ssm(ssm: SSMClient, environment: str) -> dict[str, str]:
     prefix = ssm_parameter_prefix(environment)
     names = [f"{prefix}/{SSM_ENDPOINT_URL}", f"{prefix}/{SSM_TOKEN_SECRET_ARN}"]
     found = ssm.get_parameters(Names=names)["Parameters"]
     return {p["Name"].rsplit("/", 1)[1]: p["Value"] for p in found}
 
 
-def _from_stacks(cloudformation: Any, environment: str) -> dict[str, str]:
+def _from_stacks(cloudformation: CloudFormationClient, environment: str) -> dict[str, str]:
     values: dict[str, str] = {}
     for stack in ("compute", "storage"):
         try:
@@ -43,7 +48,7 @@ def _from_stacks(cloudformation: Any, environment: str) -> dict[str, str]:
     return values
 
 
-def discover(environment: str, session: Any, known_environments: list[str]) -> Endpoint:
+def discover(environment: str, session: boto3.Session, known_environments: list[str]) -> Endpoint:
     if environment not in known_environments:
         raise UsageError(f"unknown environment {environment!r}; known: {', '.join(known_environments)}")
     try:

@@ -16,7 +16,7 @@ class NetworkStack(cdk.Stack):
 
     def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, **kwargs: Any) -> None:
         super().__init__(scope, construct_id, description=f"Chroma {config.name}: network", **kwargs)
-        self.network = ChromaNetwork(self, "Network", config=config.network,
+        self.network = ChromaNetwork(self, "Network", config=config.network, environment=config.name,
                                      removal_policy=removal_policy(config.retain_data))
         self.security_groups = ServiceSecurityGroups(self, "SecurityGroups", vpc=self.network.vpc,
                                                      vpc_cidr=config.network.vpc_cidr,

@@ -16,10 +16,9 @@ from cdk_app.observability.service_alarms import ServiceAlarms
 from cdk_app.observability.service_metrics import ServiceMetrics
 from lambdas.capacity_check.infrastructure import CapacityCheck
 from lambdas.token_age_check.infrastructure import TokenAgeCheck
+from lambdas.token_rotation.function.settings import STEPS as ROTATION_STEPS
 from stacks.compute_stack import ComputeStack
 from stacks.storage_stack import StorageStack
-
-ROTATION_STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
 
 
 class ObservabilityStack(cdk.Stack):

@@ -13,6 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 CDK = REPO / "node_modules" / ".bin" / "cdk"
 
 
+@pytest.mark.synth
 @pytest.mark.skipif(not CDK.exists(), reason="run `make setup` to install the pinned CDK CLI")
 def test_cdk_ls_lists_every_stack_of_every_environment(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CDK_", "AWS_"))}

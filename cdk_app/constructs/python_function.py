@@ -1,7 +1,9 @@
-"""A Python Lambda function of this repository: its package plus Powertools, bundled at synth without Docker.
+"""A Python Lambda function of this repository: its unit's runtime package plus Powertools, bundled without Docker.
 
-Bundling copies the function's package and the pure-Python Powertools dependencies, at the versions pinned in
-requirements-dev.txt and installed in the synthesizing environment, into the asset. No network, no Docker.
+The asset mirrors the repository (`lambdas/<unit>/function/...` and the shared `lambdas/env_settings.py`), so the
+function imports exactly as its tests do. Bundling also copies the pure-Python Powertools dependencies, at the
+versions pinned in requirements-dev.txt and installed in the synthesizing environment. No network, no Docker.
+The asset hash is computed over the bundled output, so a change to shared code or a pinned dependency redeploys.
 """
 
 from __future__ import annotations
@@ -37,15 +39,24 @@ def _installed_path(package: str) -> Path:
     return origin.parent if origin.name == "__init__.py" else origin
 
 
+LAMBDAS_DIR = Path(__file__).resolve().parents[2] / "lambdas"
+# Shared by every function's runtime code (standard library only).
+SHARED_MODULES = ("__init__.py", "env_settings.py")
+
+
 @jsii.implements(cdk.ILocalBundling)
 class _CopyBundler:
-    def __init__(self, package_dir: Path, package_name: str) -> None:
-        self._package_dir = package_dir
-        self._package_name = package_name
+    def __init__(self, unit: str) -> None:
+        self._unit = unit
 
     def try_bundle(self, output_dir: str, *_: Any, **__: Any) -> bool:
         out = Path(output_dir)
-        shutil.copytree(self._package_dir, out / self._package_name, ignore=_IGNORED, dirs_exist_ok=True)
+        (out / "lambdas" / self._unit).mkdir(parents=True, exist_ok=True)
+        for name in SHARED_MODULES:
+            shutil.copy2(LAMBDAS_DIR / name, out / "lambdas" / name)
+        shutil.copy2(LAMBDAS_DIR / self._unit / "__init__.py", out / "lambdas" / self._unit / "__init__.py")
+        shutil.copytree(LAMBDAS_DIR / self._unit / "function", out / "lambdas" / self._unit / "function",
+                        ignore=_IGNORED, dirs_exist_ok=True)
         for package in BUNDLED_PACKAGES:
             source = _installed_path(package)
             if source.is_dir():
@@ -56,24 +67,27 @@ class _CopyBundler:
 
 
 class PythonFunction(Construct):
-    """`package_dir` is deployed as package `function`; `handler` is relative to it (e.g. "handler.lambda_handler")."""
+    """The runtime of `lambdas/<unit>/function/`; `handler` is relative to it (e.g. "handler.lambda_handler")."""
 
-    def __init__(self, scope: Construct, construct_id: str, *, package_dir: Path, handler: str, description: str,
-                 service: str, log_retention_days: int, log_key: kms.IKey,
+    def __init__(self, scope: Construct, construct_id: str, *, unit: str, handler: str, description: str,
+                 service: str, log_group_name: str, log_retention_days: int, log_key: kms.IKey,
                  removal_policy: cdk.RemovalPolicy,
                  environment: dict[str, str] | None = None, timeout: cdk.Duration | None = None,
                  network: tuple[ec2.IVpc, ec2.SubnetSelection, ec2.ISecurityGroup] | None = None) -> None:
         """`network`: (vpc, subnets, security group) for a function that must reach private endpoints."""
         super().__init__(scope, construct_id)
-        self.log_group = logs.LogGroup(self, "Logs", retention=retention(log_retention_days),
+        self.log_group = logs.LogGroup(self, "Logs", log_group_name=log_group_name,
+                                       retention=retention(log_retention_days),
                                        encryption_key=log_key, removal_policy=removal_policy)
-        code = lambda_.Code.from_asset(str(package_dir), bundling=cdk.BundlingOptions(
-            image=RUNTIME.bundling_image, local=_CopyBundler(package_dir, "function")))
+        code = lambda_.Code.from_asset(str(LAMBDAS_DIR / unit / "function"),
+                                       asset_hash_type=cdk.AssetHashType.OUTPUT,
+                                       bundling=cdk.BundlingOptions(image=RUNTIME.bundling_image,
+                                                                    local=_CopyBundler(unit)))
         self.function = lambda_.Function(
             self, "Function",
             runtime=RUNTIME,
             architecture=lambda_.Architecture.ARM_64,
-            handler=f"function.{handler}",
+            handler=f"lambdas.{unit}.function.{handler}",
             code=code,
             description=description,
             timeout=timeout or cdk.Duration.seconds(30),

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_events as events
@@ -15,13 +13,14 @@ from cdk_app.constructs.python_function import PythonFunction
 
 
 class ScheduledFunction(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, package_dir: Path, description: str, service: str,
+    def __init__(self, scope: Construct, construct_id: str, *, unit: str, description: str, service: str,
                  every: cdk.Duration, environment: dict[str, str],
-                 log_retention_days: int, log_key: kms.IKey, removal_policy: cdk.RemovalPolicy) -> None:
+                 log_group_name: str, log_retention_days: int, log_key: kms.IKey,
+                 removal_policy: cdk.RemovalPolicy) -> None:
         super().__init__(scope, construct_id)
         self.function = PythonFunction(
-            self, "Function", package_dir=package_dir, handler="handler.lambda_handler", description=description,
-            service=service, log_retention_days=log_retention_days,
+            self, "Function", unit=unit, handler="handler.lambda_handler", description=description,
+            service=service, log_group_name=log_group_name, log_retention_days=log_retention_days,
             log_key=log_key, removal_policy=removal_policy, environment=environment,
             timeout=cdk.Duration.seconds(60)).function
         self.rule = events.Rule(self, "Schedule", schedule=events.Schedule.rate(every),

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import aws_cdk as cdk
 from aws_cdk import aws_ec2 as ec2
+from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
 from cdk_app.config import NetworkConfig
-from cdk_app.constants import HTTPS_PORT, INTERFACE_ENDPOINTS
+from cdk_app.constants import HTTPS_PORT, INTERFACE_ENDPOINTS, log_group_name
+from cdk_app.constructs.log_encryption import allow_log_groups
 from cdk_app.log_retention import retention
 
 # Construct ids (stable: they name the endpoints' logical ids) and services of cdk_app.constants.INTERFACE_ENDPOINTS.
@@ -23,7 +25,7 @@ assert len(INTERFACE_ENDPOINT_SERVICES) == len(INTERFACE_ENDPOINTS)
 
 
 class ChromaNetwork(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, config: NetworkConfig,
+    def __init__(self, scope: Construct, construct_id: str, *, config: NetworkConfig, environment: str,
                  removal_policy: cdk.RemovalPolicy) -> None:
         super().__init__(scope, construct_id)
         has_nat = config.nat_gateways > 0
@@ -45,7 +47,14 @@ class ChromaNetwork(Construct):
         )
         self.private_subnets = ec2.SubnetSelection(subnet_group_name="private")
 
-        flow_log_group = logs.LogGroup(self, "FlowLogs", retention=retention(config.flow_log_retention_days),
+        # Flow logs get a key of their own: the data key lives in the Storage stack, which depends on this one.
+        flow_log_key = kms.Key(self, "FlowLogsKey", description=f"Chroma {environment}: VPC flow logs",
+                               enable_key_rotation=True, removal_policy=removal_policy,
+                               pending_window=cdk.Duration.days(30))
+        flow_log_name = log_group_name(environment, "vpc-flow-logs")
+        allow_log_groups(flow_log_key, flow_log_name)
+        flow_log_group = logs.LogGroup(self, "FlowLogs", log_group_name=flow_log_name, encryption_key=flow_log_key,
+                                       retention=retention(config.flow_log_retention_days),
                                        removal_policy=removal_policy)
         self.vpc.add_flow_log("FlowLog", destination=ec2.FlowLogDestination.to_cloud_watch_logs(flow_log_group),
                               traffic_type=ec2.FlowLogTrafficType.ALL)

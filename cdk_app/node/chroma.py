@@ -28,7 +28,9 @@ from cdk_app.constants import (
     CHROMA_PORT,
     GATEWAY_PORT,
     GATEWAY_STOP_TIMEOUT_SECONDS,
+    log_group_name,
 )
+from cdk_app.constructs.stateful import pin_logical_id
 from cdk_app.log_retention import retention
 from cdk_app.nag import acknowledge
 from gateway import settings as gw
@@ -60,7 +62,11 @@ class ChromaService(Construct):
         super().__init__(scope, construct_id)
         cpu_architecture, platform = _ARCHITECTURE[config.task.architecture]
         self.cluster = ecs.Cluster(self, "Cluster", vpc=vpc, container_insights_v2=ecs.ContainerInsights.ENHANCED)
-        self.log_group = logs.LogGroup(self, "Logs", retention=retention(config.task.log_retention_days),
+        # The ids CDK generated at the first deploy, pinned: a moved or renamed construct must never make
+        # CloudFormation create a second service (two Chroma writers) before deleting the first.
+        pin_logical_id(self.cluster, "ChromaCluster1A5F5483")
+        self.log_group = logs.LogGroup(self, "Logs", log_group_name=log_group_name(config.name, "node"),
+                                       retention=retention(config.task.log_retention_days),
                                        encryption_key=key, removal_policy=removal_policy)
 
         self.task_definition = ecs.FargateTaskDefinition(
@@ -91,7 +97,8 @@ class ChromaService(Construct):
         task_role.add_to_principal_policy(iam.PolicyStatement(
             actions=["kms:Decrypt"],
             resources=[key.key_arn],
-            conditions={"StringEquals": {"kms:ViaService": f"secretsmanager.{region}.amazonaws.com"}},
+            conditions={"StringEquals": {"kms:ViaService": f"secretsmanager.{region}.amazonaws.com",
+                                         "kms:EncryptionContext:SecretARN": token_secret.secret_arn}},
         ))
 
         self.chroma = self.task_definition.add_container(
@@ -160,6 +167,8 @@ class ChromaService(Construct):
             propagate_tags=ecs.PropagatedTagSource.SERVICE,
             enable_execute_command=False,
         )
+        pin_logical_id(self.service, "ChromaServiceA3FE004D")
+        pin_logical_id(self.task_definition, "ChromaTask6B15C82C")
 
         acknowledge(self.task_definition, {
             "AwsSolutions-ECS2": "The environment variables hold only non-secret settings (ports, paths, the "

@@ -19,6 +19,7 @@ from cdk_app.constants import (
     HTTP_PORT,
     HTTPS_PORT,
 )
+from cdk_app.constructs.stateful import pin_logical_id
 from cdk_app.nag import acknowledge
 from cdk_app.node.chroma import GATEWAY_CONTAINER, alb_idle_timeout_seconds
 
@@ -34,7 +35,11 @@ class ChromaLoadBalancer(Construct):
             block_public_access=s3.BlockPublicAccess.BLOCK_ALL,
             enforce_ssl=True,
             object_ownership=s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
-            lifecycle_rules=[s3.LifecycleRule(expiration=cdk.Duration.days(lb_config.access_log_retention_days))],
+            # Versioned, so an overwritten or deleted log stays recoverable for the same retention.
+            versioned=True,
+            lifecycle_rules=[s3.LifecycleRule(
+                expiration=cdk.Duration.days(lb_config.access_log_retention_days),
+                noncurrent_version_expiration=cdk.Duration.days(lb_config.access_log_retention_days))],
             # Access logs are audit evidence: kept on stack deletion, expired by the lifecycle rule.
             removal_policy=cdk.RemovalPolicy.RETAIN,
         )
@@ -53,6 +58,7 @@ class ChromaLoadBalancer(Construct):
             idle_timeout=cdk.Duration.seconds(alb_idle_timeout_seconds(config)),
             deletion_protection=config.retain_data,
         )
+        pin_logical_id(self.alb, "LoadBalancerAlb240B1141")  # its DNS name is every client's endpoint
         self.alb.log_access_logs(self.access_logs, prefix="alb")
 
         target = service.load_balancer_target(container_name=GATEWAY_CONTAINER, container_port=GATEWAY_PORT)

@@ -7,6 +7,8 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
+from cdk_app.constants import SERVICE_NAME, log_group_name
+from cdk_app.constructs.log_encryption import allow_log_groups
 from cdk_app.constructs.stateful import pin_logical_id
 
 
@@ -14,7 +16,6 @@ class DataKey(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, environment: str,
                  removal_policy: cdk.RemovalPolicy) -> None:
         super().__init__(scope, construct_id)
-        stack = cdk.Stack.of(self)
         self.key = kms.Key(
             self, "Key",
             description=f"Chroma {environment}: EFS data, gateway token, alarm topic, container logs",
@@ -25,12 +26,8 @@ class DataKey(Construct):
         pin_logical_id(self.key, "ChromaDataKey")
         # CloudWatch alarms publish to the encrypted SNS topic.
         self.key.grant(iam.ServicePrincipal("cloudwatch.amazonaws.com"), "kms:Decrypt", "kms:GenerateDataKey*")
-        # CloudWatch Logs encrypts this environment's log groups, and only those.
-        logs_principal = iam.ServicePrincipal(f"logs.{stack.region}.amazonaws.com")
-        self.key.add_to_resource_policy(iam.PolicyStatement(
-            principals=[logs_principal],
-            actions=["kms:Encrypt*", "kms:Decrypt*", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:Describe*"],
-            resources=["*"],
-            conditions={"ArnLike": {"kms:EncryptionContext:aws:logs:arn":
-                                    f"arn:{stack.partition}:logs:{stack.region}:{stack.account}:log-group:*"}},
-        ))
+        # Log groups are named /chroma/<env>/...; before that, CloudFormation named them after their stack
+        # (chroma-<env>-compute-..., chroma-<env>-observability-...). Those retained groups keep their history
+        # encrypted with this key until their retention ends, so CloudWatch Logs must still be able to read them.
+        allow_log_groups(self.key, log_group_name(environment, "*"), f"{SERVICE_NAME}-{environment}-*")
+

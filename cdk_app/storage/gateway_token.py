@@ -9,9 +9,7 @@ from constructs import Construct
 
 from cdk_app.constructs.stateful import pin_logical_id
 from cdk_app.nag import acknowledge
-
-# Chroma's clients accept ASCII letters, digits and punctuation; letters and digits avoid quoting trouble in shells.
-TOKEN_LENGTH = 48
+from lambdas.token_rotation.function.settings import TOKEN_LENGTH
 
 
 class GatewayTokenSecret(Construct):

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
@@ -16,6 +16,9 @@ from gateway.tokens import (
     TokenSet,
     is_well_formed,
 )
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
 
 
 def test_token_set_accepts_current_pending_and_previous_only_within_grace() -> None:
@@ -80,40 +83,34 @@ def test_cache_that_never_loaded_refuses_everything() -> None:
     assert not cache.tokens.loaded and not cache.accepts("")
 
 
-class CountingClient:
-    """The real (moto) client, counting the calls the gateway makes: each one is billed and rate-limited."""
+def record_calls(client: SecretsManagerClient) -> list[str]:
+    """The API calls `client` makes from now on (each one is billed and rate-limited), via botocore's events."""
+    calls: list[str] = []
 
-    def __init__(self, client: Any) -> None:
-        self.client = client
-        self.calls: list[str] = []
-        self.exceptions = client.exceptions
+    def record(model: Any, **_: Any) -> None:
+        calls.append(model.name)
 
-    def __getattr__(self, name: str) -> Any:
-        method = getattr(self.client, name)
-
-        def counted(**kwargs: Any) -> Any:
-            self.calls.append(name)
-            return method(**kwargs)
-
-        return counted
+    client.meta.events.register("before-call.secrets-manager.*", record)
+    return calls
 
 
 @mock_aws
 def test_a_refresh_without_changes_costs_one_call() -> None:
-    client = CountingClient(boto3.client("secretsmanager", region_name="us-east-1"))
+    client = boto3.client("secretsmanager", region_name="us-east-1")
     arn = client.create_secret(Name="chroma/test/counted", SecretString="first")["ARN"]
+    calls = record_calls(client)
     source = SecretsManagerTokenSource(secret_id=arn, previous_grace_seconds=60, client=client)
-    client.calls.clear()
+    calls.clear()
     assert source.load().current == ("first",)
-    assert client.calls == ["describe_secret", "get_secret_value"]
-    client.calls.clear()
+    assert calls == ["DescribeSecret", "GetSecretValue"]
+    calls.clear()
     assert source.load().current == ("first",)
-    assert client.calls == ["describe_secret"]
+    assert calls == ["DescribeSecret"]
     client.put_secret_value(SecretId=arn, ClientRequestToken=str(uuid.uuid4()), SecretString="second",
                             VersionStages=["AWSPENDING"])
-    client.calls.clear()
+    calls.clear()
     assert source.load().pending == "second"
-    assert client.calls == ["describe_secret", "get_secret_value"]  # only the new version is fetched
+    assert calls == ["DescribeSecret", "GetSecretValue"]  # only the new version is fetched
 
 
 @mock_aws

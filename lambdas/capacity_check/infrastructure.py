@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import aws_cdk as cdk
 from aws_cdk import aws_efs as efs
 from aws_cdk import aws_iam as iam
@@ -11,18 +9,17 @@ from aws_cdk import aws_kms as kms
 from constructs import Construct
 
 from cdk_app.config import EnvironmentConfig
+from cdk_app.constants import log_group_name
 from cdk_app.constructs.scheduled_function import ScheduledFunction
 from cdk_app.nag import acknowledge
 from lambdas.capacity_check.function import settings as runtime
-
-FUNCTION_DIR = Path(__file__).resolve().parent / "function"
 
 
 class CapacityCheck(ScheduledFunction):
     def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig,
                  file_system: efs.IFileSystem, key: kms.IKey, removal_policy: cdk.RemovalPolicy) -> None:
         super().__init__(
-            scope, construct_id, package_dir=FUNCTION_DIR,
+            scope, construct_id, unit="capacity_check",
             description=f"Chroma {config.name}: EFS capacity against budget, growth, days until full",
             service=runtime.service_name(config.name),
             every=cdk.Duration.minutes(config.capacity.check_every_minutes),
@@ -33,6 +30,7 @@ class CapacityCheck(ScheduledFunction):
                 runtime.ENV_ENVIRONMENT: config.name,
                 runtime.ENV_HISTORY_DAYS: "14",
             },
+            log_group_name=log_group_name(config.name, "capacity-check"),
             log_retention_days=config.task.log_retention_days, log_key=key, removal_policy=removal_policy)
         self.function.add_to_role_policy(iam.PolicyStatement(
             actions=["elasticfilesystem:DescribeFileSystems"], resources=[file_system.file_system_arn]))

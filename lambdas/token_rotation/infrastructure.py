@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ec2 as ec2
@@ -15,11 +13,11 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from cdk_app.config import EnvironmentConfig
-from cdk_app.constants import HTTP_PORT, HTTPS_PORT
+from cdk_app.constants import HTTP_PORT, HTTPS_PORT, log_group_name
 from cdk_app.constructs.python_function import PythonFunction
+from cdk_app.constructs.stateful import pin_logical_id
 from lambdas.token_rotation.function import settings as runtime
 
-FUNCTION_DIR = Path(__file__).resolve().parent / "function"
 # setSecret waits this long for the gateway (which re-reads the secret every 15 s) to accept the pending token.
 GATEWAY_WAIT_SECONDS = 150
 
@@ -33,12 +31,13 @@ class TokenRotation(Construct):
         tls = config.tls
         self.function = PythonFunction(
             self, "Function",
-            package_dir=FUNCTION_DIR,
+            unit="token_rotation",
             handler="handler.lambda_handler",
             description=f"Chroma {config.name}: rotates the gateway token",
             service=runtime.service_name(config.name),
 
             network=(vpc, subnets, security_group),
+            log_group_name=log_group_name(config.name, "token-rotation"),
             log_retention_days=config.task.log_retention_days, log_key=key,
             removal_policy=removal_policy,
             timeout=cdk.Duration.seconds(GATEWAY_WAIT_SECONDS + 60),
@@ -78,6 +77,7 @@ class TokenRotation(Construct):
             # The first rotation waits for the schedule: not in the middle of the deployment that creates the service.
             rotate_immediately_on_update=False,
         )
+        pin_logical_id(self.schedule, "TokenRotationScheduleCD7439BB")
         self.schedule.node.add_dependency(permission)
         self.schedule.node.add_dependency(service)
 

@@ -133,6 +133,7 @@ def test_bench_against_a_local_gateway(chroma: Server, start_gateway: GatewayFac
     assert report["dataset"] == {"vectors": 300, "dim": 16, "space": "cosine", "seed": 7}
 
 
+@pytest.mark.servers
 def test_bench_starts_its_own_chroma_on_a_fresh_machine(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = run(capsys, "bench", "--vectors", "200", "--dim", "8", "--concurrency", "1",
                        "--batch-sizes", "100", "--seconds", "0.3")

@@ -3,31 +3,27 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+if TYPE_CHECKING:
+    from mypy_boto3_cloudwatch import CloudWatchClient
+    from mypy_boto3_efs import EFSClient
+
 from .capacity import CapacityReport, assess
-from .settings import (
-    ENV_BUDGET_GIB,
-    ENV_ENVIRONMENT,
-    ENV_FILE_SYSTEM_ID,
-    ENV_HISTORY_DAYS,
-    ENV_TASK_MEMORY_MIB,
-    METRICS_NAMESPACE,
-)
+from .settings import METRICS_NAMESPACE, CapacitySettings
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics(namespace=METRICS_NAMESPACE)
 
 
-def read_size(efs: Any, file_system_id: str) -> int | None:
+def read_size(efs: EFSClient, file_system_id: str) -> int | None:
     """The metered size EFS reports now; None if the file system is not there (yet)."""
     try:
         systems = efs.describe_file_systems(FileSystemId=file_system_id)["FileSystems"]
@@ -36,7 +32,8 @@ def read_size(efs: Any, file_system_id: str) -> int | None:
     return int(systems[0]["SizeInBytes"]["Value"]) if systems else None
 
 
-def read_history(cloudwatch: Any, file_system_id: str, days: int, now: datetime) -> list[tuple[datetime, float]]:
+def read_history(cloudwatch: CloudWatchClient, file_system_id: str, days: int,
+                 now: datetime) -> list[tuple[datetime, float]]:
     """Hourly averages of AWS/EFS StorageBytes (all storage classes) over the last `days`."""
     response = cloudwatch.get_metric_data(
         MetricDataQueries=[{"Id": "size", "ReturnData": True, "MetricStat": {
@@ -62,14 +59,15 @@ def publish(report: CapacityReport) -> None:
             metrics.add_metric(name=name, unit=unit, value=round(value, 3))
 
 
-def check(env: Mapping[str, str], efs: Any, cloudwatch: Any, now: datetime) -> CapacityReport | None:
-    file_system_id = env[ENV_FILE_SYSTEM_ID]
+def check(settings: CapacitySettings, efs: EFSClient, cloudwatch: CloudWatchClient,
+          now: datetime) -> CapacityReport | None:
+    file_system_id = settings.file_system_id
     size = read_size(efs, file_system_id)
     if size is None:
         logger.error("file system not found; nothing published", extra={"file_system_id": file_system_id})
         return None
-    history = read_history(cloudwatch, file_system_id, int(env.get(ENV_HISTORY_DAYS, "14")), now)
-    report = assess(size, history, float(env.get(ENV_BUDGET_GIB, "0")), float(env.get(ENV_TASK_MEMORY_MIB, "0")))
+    history = read_history(cloudwatch, file_system_id, settings.history_days, now)
+    report = assess(size, history, settings.budget_gib, settings.task_memory_mib)
     for problem in report.problems:
         logger.warning(problem, extra={"file_system_id": file_system_id})
     publish(report)
@@ -85,5 +83,6 @@ def check(env: Mapping[str, str], efs: Any, cloudwatch: Any, now: datetime) -> C
 @tracer.capture_lambda_handler
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> None:
-    metrics.add_dimension(name="Environment", value=os.environ[ENV_ENVIRONMENT])
-    check(os.environ, boto3.client("efs"), boto3.client("cloudwatch"), datetime.now(UTC))
+    settings = CapacitySettings.from_env(os.environ)
+    metrics.add_dimension(name="Environment", value=settings.environment)
+    check(settings, boto3.client("efs"), boto3.client("cloudwatch"), datetime.now(UTC))

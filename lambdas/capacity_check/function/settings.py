@@ -1,4 +1,11 @@
-"""Environment variables of the capacity function, shared with its CDK construct."""
+"""The capacity function's settings: environment variable names (shared with its CDK construct) and their parsing."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from lambdas.env_settings import read_settings, variable
 
 ENV_FILE_SYSTEM_ID = "FILE_SYSTEM_ID"
 ENV_BUDGET_GIB = "CAPACITY_BUDGET_GIB"
@@ -6,8 +13,23 @@ ENV_TASK_MEMORY_MIB = "TASK_MEMORY_MIB"
 ENV_ENVIRONMENT = "CHROMA_ENVIRONMENT"
 ENV_HISTORY_DAYS = "HISTORY_DAYS"
 METRICS_NAMESPACE = "ChromaCapacity"
+# Every metric the function can publish (a metric whose value is unknown is left out, never published as 0).
+METRIC_NAMES = ("UsedBytes", "UsedPercentOfBudget", "GrowthBytesPerDay", "DaysUntilFull", "DataToMemoryPercent")
 
 
 def service_name(environment: str) -> str:
     """Powertools' service name, also a dimension of every metric the function publishes."""
     return f"chroma-{environment}-capacity"
+
+
+@dataclass(frozen=True)
+class CapacitySettings:
+    file_system_id: str = variable(ENV_FILE_SYSTEM_ID)
+    budget_gib: float = variable(ENV_BUDGET_GIB)
+    task_memory_mib: int = variable(ENV_TASK_MEMORY_MIB)
+    environment: str = variable(ENV_ENVIRONMENT)
+    history_days: int = variable(ENV_HISTORY_DAYS)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> CapacitySettings:
+        return read_settings(cls, env)

@@ -6,7 +6,7 @@ import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
@@ -20,8 +20,15 @@ from lambdas.capacity_check.function.settings import (
     ENV_BUDGET_GIB,
     ENV_ENVIRONMENT,
     ENV_FILE_SYSTEM_ID,
+    ENV_HISTORY_DAYS,
     ENV_TASK_MEMORY_MIB,
+    METRIC_NAMES,
+    CapacitySettings,
 )
+from lambdas.env_settings import SettingsError
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudwatch import CloudWatchClient
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 
@@ -83,7 +90,7 @@ def set_size(file_system_id: str, size: int) -> None:
     efs_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].file_systems_by_id[file_system_id]._size_value = size
 
 
-def put_history(cloudwatch: Any, file_system_id: str, points: list[tuple[datetime, float]]) -> None:
+def put_history(cloudwatch: CloudWatchClient, file_system_id: str, points: list[tuple[datetime, float]]) -> None:
     for timestamp, value in points:
         cloudwatch.put_metric_data(Namespace="AWS/EFS", MetricData=[{
             "MetricName": "StorageBytes", "Timestamp": timestamp, "Value": value, "Unit": "Bytes",
@@ -100,12 +107,16 @@ def emitted(capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
 
 def env(file_system_id: str, budget: str = "100") -> dict[str, str]:
     return {ENV_FILE_SYSTEM_ID: file_system_id, ENV_BUDGET_GIB: budget, ENV_TASK_MEMORY_MIB: "8192",
-            ENV_ENVIRONMENT: "test"}
+            ENV_ENVIRONMENT: "test", ENV_HISTORY_DAYS: "14"}
+
+
+def settings(file_system_id: str, budget: str = "100") -> CapacitySettings:
+    return CapacitySettings.from_env(env(file_system_id, budget))
 
 
 def run(aws: dict[str, Any], budget: str = "100") -> None:
     handler.metrics.add_dimension(name="Environment", value="test")
-    report = handler.check(env(aws["fs"], budget), aws["efs"], aws["cloudwatch"], NOW)
+    report = handler.check(settings(aws["fs"], budget), aws["efs"], aws["cloudwatch"], NOW)
     assert report is not None
     handler.metrics.flush_metrics()
 
@@ -122,8 +133,7 @@ def test_handler_publishes_capacity_metrics_from_efs_and_cloudwatch(aws: dict[st
     assert line["GrowthBytesPerDay"] == pytest.approx(2 * GIB, rel=1e-3)
     assert line["DaysUntilFull"] == pytest.approx(7.5, rel=1e-3)
     names = {m["Name"] for m in line["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
-    assert names == {"UsedBytes", "UsedPercentOfBudget", "GrowthBytesPerDay", "DaysUntilFull",
-                     "DataToMemoryPercent"}
+    assert names == set(METRIC_NAMES)  # the cost model counts these
 
 
 def test_new_file_system_without_history_publishes_no_projection(aws: dict[str, Any],
@@ -135,15 +145,19 @@ def test_new_file_system_without_history_publishes_no_projection(aws: dict[str, 
     assert line["UsedBytes"] == 6144
 
 
-def test_zero_budget_publishes_no_percent(aws: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
-    set_size(aws["fs"], GIB)
-    put_history(aws["cloudwatch"], aws["fs"], daily(0.5, 0.1, 5))
-    run(aws, budget="0")
-    out = emitted(capsys)
-    assert "UsedPercentOfBudget" not in out and "DaysUntilFull" not in out
-    assert out["GrowthBytesPerDay"] > 0
+def test_settings_refuse_a_missing_or_zero_budget_by_name() -> None:
+    """A missing budget used to become 0 silently (no percent, no days-until-full): now the function refuses to run."""
+    missing = {k: v for k, v in env("fs-12345678").items() if k != ENV_BUDGET_GIB}
+    with pytest.raises(SettingsError, match=f"{ENV_BUDGET_GIB} is not set"):
+        CapacitySettings.from_env(missing)
+    with pytest.raises(SettingsError, match=f"{ENV_BUDGET_GIB} = '0': must be greater than 0"):
+        CapacitySettings.from_env(env("fs-12345678", budget="0"))
+    with pytest.raises(SettingsError, match=f"{ENV_TASK_MEMORY_MIB} = '8 GiB': expected an integer"):
+        CapacitySettings.from_env({**env("fs-12345678"), ENV_TASK_MEMORY_MIB: "8 GiB"})
+    assert settings("fs-12345678") == CapacitySettings(file_system_id="fs-12345678", budget_gib=100.0,
+                                                       task_memory_mib=8192, environment="test", history_days=14)
 
 
 def test_missing_file_system_publishes_nothing(aws: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
-    assert handler.check(env("fs-00000000"), aws["efs"], aws["cloudwatch"], NOW) is None
+    assert handler.check(settings("fs-00000000"), aws["efs"], aws["cloudwatch"], NOW) is None
     assert '"_aws"' not in capsys.readouterr().out

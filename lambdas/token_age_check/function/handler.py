@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import os
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from .settings import ENV_ENVIRONMENT, ENV_SECRET_ID, METRICS_NAMESPACE
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
+
+from .settings import METRICS_NAMESPACE, TokenAgeSettings
 
 logger = Logger()
 tracer = Tracer()
 metrics = Metrics(namespace=METRICS_NAMESPACE)
 
 
-def days_since_rotation(secrets: Any, secret_id: str, now: datetime) -> float:
+def days_since_rotation(secrets: SecretsManagerClient, secret_id: str, now: datetime) -> float:
     """Days since the last completed rotation; a secret never rotated counts from its creation."""
     described = secrets.describe_secret(SecretId=secret_id)
     last: datetime = described.get("LastRotatedDate") or described["CreatedDate"]
@@ -29,7 +32,8 @@ def days_since_rotation(secrets: Any, secret_id: str, now: datetime) -> float:
 @tracer.capture_lambda_handler
 @logger.inject_lambda_context
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> None:
-    metrics.add_dimension(name="Environment", value=os.environ[ENV_ENVIRONMENT])
-    days = days_since_rotation(boto3.client("secretsmanager"), os.environ[ENV_SECRET_ID], datetime.now(UTC))
+    settings = TokenAgeSettings.from_env(os.environ)
+    metrics.add_dimension(name="Environment", value=settings.environment)
+    days = days_since_rotation(boto3.client("secretsmanager"), settings.secret_id, datetime.now(UTC))
     metrics.add_metric(name="DaysSinceRotation", unit=MetricUnit.Count, value=round(days, 3))
     logger.info("token age measured", extra={"days_since_rotation": days})

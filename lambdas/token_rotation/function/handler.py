@@ -14,13 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from .gateway_probe import GatewayProbe
 from .rotation import Rotator
-from .settings import (
-    ENV_ENDPOINT_HOST,
-    ENV_ENDPOINT_PORT,
-    ENV_TLS_SERVER_NAME,
-    ENV_WAIT_SECONDS,
-    METRICS_NAMESPACE,
-)
+from .settings import METRICS_NAMESPACE, RotationSettings
 
 logger = Logger()
 tracer = Tracer()
@@ -28,10 +22,10 @@ metrics = Metrics(namespace=METRICS_NAMESPACE)
 
 
 def build_rotator(env: Mapping[str, str] = os.environ) -> Rotator:
-    probe = GatewayProbe(host=env[ENV_ENDPOINT_HOST], port=int(env[ENV_ENDPOINT_PORT]),
-                         tls_server_name=env.get(ENV_TLS_SERVER_NAME) or None)
-    return Rotator(client=boto3.client("secretsmanager"), probe=probe,
-                   wait_seconds=float(env.get(ENV_WAIT_SECONDS, "120")))
+    settings = RotationSettings.from_env(env)
+    probe = GatewayProbe(host=settings.endpoint_host, port=settings.endpoint_port,
+                         tls_server_name=settings.tls_server_name)
+    return Rotator(client=boto3.client("secretsmanager"), probe=probe, wait_seconds=settings.wait_seconds)
 
 
 @metrics.log_metrics

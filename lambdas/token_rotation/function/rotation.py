@@ -11,12 +11,15 @@ import string
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
+
+from .settings import STEPS, TOKEN_LENGTH
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
 
 CURRENT, PENDING = "AWSCURRENT", "AWSPENDING"
-STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
 TOKEN_ALPHABET = string.ascii_letters + string.digits  # ASCII only, as Chroma's clients require
-TOKEN_LENGTH = 48
 
 
 class RotationError(Exception):
@@ -33,7 +36,7 @@ def generate_token() -> str:
 
 @dataclass
 class Rotator:
-    client: Any  # a boto3 Secrets Manager client
+    client: SecretsManagerClient
     probe: Probe
     wait_seconds: float = 120.0
     poll_seconds: float = 3.0
@@ -110,6 +113,8 @@ class Rotator:
         current = next((v for v, stages in described["VersionIdsToStages"].items() if CURRENT in stages), None)
         if current == version:
             return "version is already AWSCURRENT"
+        if current is None:
+            raise RotationError("the secret has no AWSCURRENT version to replace; restore it before rotating")
         # Secrets Manager labels the version that loses AWSCURRENT as AWSPREVIOUS.
         self.client.update_secret_version_stage(SecretId=secret_id, VersionStage=CURRENT, MoveToVersionId=version,
                                                 RemoveFromVersionId=current)

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any
+from typing import TYPE_CHECKING
 
 from moto.core.models import DEFAULT_ACCOUNT_ID
 from moto.secretsmanager.models import FakeSecret, secretsmanager_backends
 
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
 
-def enable_rotation(client: Any, secret_id: str) -> None:
+
+def enable_rotation(client: SecretsManagerClient, secret_id: str) -> None:
     """Turn rotation on. moto, having no function to call, re-labels the same value AWSCURRENT at once."""
     client.rotate_secret(SecretId=secret_id, RotationRules={"AutomaticallyAfterDays": 30}, RotateImmediately=False)
 
@@ -21,7 +24,7 @@ def _secret(secret_id: str, region: str) -> FakeSecret:
     return secret
 
 
-def begin_rotation(client: Any, secret_id: str, region: str = "us-east-1") -> str:
+def begin_rotation(client: SecretsManagerClient, secret_id: str, region: str = "us-east-1") -> str:
     """Secrets Manager's RotateSecret: a new version id staged AWSPENDING, with no value yet; returns the id."""
     enable_rotation(client, secret_id)
     version = str(uuid.uuid4())

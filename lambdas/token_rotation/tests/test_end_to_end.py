@@ -23,6 +23,8 @@ from gateway.tests.test_proxy import raw
 from lambdas.token_rotation.function import handler, settings
 from lambdas.token_rotation.tests.moto_support import begin_rotation, complete_rotation
 
+pytestmark = pytest.mark.servers
+
 GRACE_SECONDS = 4.0
 CLIENT_TOKEN_REFRESH_SECONDS = 0.5  # how often the client re-reads AWSCURRENT (a real client: minutes)
 

@@ -115,10 +115,12 @@ def test_bundled_function_imports_with_its_bundled_powertools(synthesized: Synth
     """The asset holds the function and Powertools; only boto3 comes from outside, as in the Lambda runtime."""
     code = function(synthesized, "prod")["Properties"]["Code"]
     asset = synthesized.outdir / f"asset.{code['S3Key'].removesuffix('.zip')}"
-    assert (asset / "function" / "handler.py").exists() and (asset / "aws_lambda_powertools").is_dir()
+    assert (asset / "lambdas" / "token_rotation" / "function" / "handler.py").exists()
+    assert (asset / "lambdas" / "env_settings.py").exists() and (asset / "aws_lambda_powertools").is_dir()
+    assert not (asset / "lambdas" / "token_rotation" / "infrastructure.py").exists()  # CDK code stays out
     assert not list(asset.rglob("*.so")) and not list(asset.rglob("__pycache__"))
     probe = ("import sys; sys.path.insert(0, sys.argv[1]); sys.path.append(sys.argv[2]); "
-             "import function.handler as h, aws_lambda_powertools as p, wrapt; "
+             "import lambdas.token_rotation.function.handler as h, aws_lambda_powertools as p, wrapt; "
              "assert p.__file__.startswith(sys.argv[1]), p.__file__; print(h.lambda_handler.__name__)")
     env = {**os.environ, "WRAPT_DISABLE_EXTENSIONS": "1", "POWERTOOLS_TRACE_DISABLED": "1",
            "POWERTOOLS_METRICS_NAMESPACE": "Test", "AWS_DEFAULT_REGION": "us-east-1"}

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import pytest
 from moto import mock_aws
 
-from lambdas.token_rotation.function.rotation import STEPS, RotationError, Rotator, generate_token
+from lambdas.token_rotation.function.rotation import RotationError, Rotator, generate_token
+from lambdas.token_rotation.function.settings import STEPS
 from lambdas.token_rotation.tests.moto_support import begin_rotation
+
+if TYPE_CHECKING:
+    from mypy_boto3_secretsmanager import SecretsManagerClient
 
 OLD = "old-token-value"
 
@@ -40,15 +44,15 @@ def client() -> Iterator[Any]:
         yield boto3.client("secretsmanager", region_name="us-east-1")
 
 
-def make_secret(client: Any) -> str:
+def make_secret(client: SecretsManagerClient) -> str:
     return str(client.create_secret(Name=f"chroma/test/{uuid.uuid4().hex}", SecretString=OLD)["ARN"])
 
 
-def rotator(client: Any, probe: ScriptedProbe, **kwargs: Any) -> Rotator:
+def rotator(client: SecretsManagerClient, probe: ScriptedProbe, **kwargs: Any) -> Rotator:
     return Rotator(client=client, probe=probe, poll_seconds=0, sleep=lambda _: None, **kwargs)
 
 
-def stages(client: Any, secret_id: str) -> dict[str, list[str]]:
+def stages(client: SecretsManagerClient, secret_id: str) -> dict[str, list[str]]:
     return dict(client.describe_secret(SecretId=secret_id)["VersionIdsToStages"])
 
 
@@ -58,7 +62,7 @@ def test_generated_tokens_are_long_ascii_and_unique() -> None:
     assert all(len(t) == 48 and t.isascii() and t.isalnum() for t in tokens)
 
 
-def test_full_rotation_with_every_step_run_twice(client: Any) -> None:
+def test_full_rotation_with_every_step_run_twice(client: SecretsManagerClient) -> None:
     secret_id = make_secret(client)
     version = begin_rotation(client, secret_id)
     probe = ScriptedProbe()
@@ -85,7 +89,7 @@ def test_full_rotation_with_every_step_run_twice(client: Any) -> None:
         assert rotation.rotate(step, secret_id, version) == "version is already AWSCURRENT: nothing to do"
 
 
-def test_set_secret_waits_until_the_gateway_refreshes(client: Any) -> None:
+def test_set_secret_waits_until_the_gateway_refreshes(client: SecretsManagerClient) -> None:
     secret_id = make_secret(client)
     version = begin_rotation(client, secret_id)
     probe = ScriptedProbe()
@@ -97,7 +101,7 @@ def test_set_secret_waits_until_the_gateway_refreshes(client: Any) -> None:
     assert probe.calls == [pending] * 4
 
 
-def test_set_secret_gives_up_after_its_deadline(client: Any) -> None:
+def test_set_secret_gives_up_after_its_deadline(client: SecretsManagerClient) -> None:
     secret_id = make_secret(client)
     version = begin_rotation(client, secret_id)
     ticks = iter(range(1000))
@@ -110,7 +114,7 @@ def test_set_secret_gives_up_after_its_deadline(client: Any) -> None:
     assert client.get_secret_value(SecretId=secret_id, VersionStage="AWSCURRENT")["SecretString"] == OLD
 
 
-def test_test_secret_fails_when_auth_is_not_enforced(client: Any) -> None:
+def test_test_secret_fails_when_auth_is_not_enforced(client: SecretsManagerClient) -> None:
     secret_id = make_secret(client)
     version = begin_rotation(client, secret_id)
     probe = ScriptedProbe()
@@ -121,7 +125,7 @@ def test_test_secret_fails_when_auth_is_not_enforced(client: Any) -> None:
         rotation.rotate("testSecret", secret_id, version)
 
 
-def test_test_secret_fails_when_the_pending_token_is_refused(client: Any) -> None:
+def test_test_secret_fails_when_the_pending_token_is_refused(client: SecretsManagerClient) -> None:
     secret_id = make_secret(client)
     version = begin_rotation(client, secret_id)
     rotation = rotator(client, ScriptedProbe())
@@ -130,7 +134,7 @@ def test_test_secret_fails_when_the_pending_token_is_refused(client: Any) -> Non
         rotation.rotate("testSecret", secret_id, version)
 
 
-def test_a_token_that_is_not_a_version_of_the_secret(client: Any) -> None:
+def test_a_token_that_is_not_a_version_of_the_secret(client: SecretsManagerClient) -> None:
     secret_id = make_secret(client)
     begin_rotation(client, secret_id)
     stranger = str(uuid.uuid4())
@@ -138,7 +142,7 @@ def test_a_token_that_is_not_a_version_of_the_secret(client: Any) -> None:
         rotator(client, ScriptedProbe()).rotate("createSecret", secret_id, stranger)
 
 
-def test_a_version_in_the_wrong_stage(client: Any) -> None:
+def test_a_version_in_the_wrong_stage(client: SecretsManagerClient) -> None:
     secret_id = make_secret(client)
     version = begin_rotation(client, secret_id)
     rotation = rotator(client, ScriptedProbe())
@@ -149,19 +153,19 @@ def test_a_version_in_the_wrong_stage(client: Any) -> None:
         rotation.rotate("setSecret", secret_id, version)
 
 
-def test_rotation_disabled(client: Any) -> None:
+def test_rotation_disabled(client: SecretsManagerClient) -> None:
     secret_id = make_secret(client)
     version = client.get_secret_value(SecretId=secret_id, VersionStage="AWSCURRENT")["VersionId"]
     with pytest.raises(RotationError, match="rotation is not enabled for secret chroma/test/"):
         rotator(client, ScriptedProbe()).rotate("createSecret", secret_id, version)
 
 
-def test_unknown_step(client: Any) -> None:
+def test_unknown_step(client: SecretsManagerClient) -> None:
     with pytest.raises(RotationError, match="unknown rotation step 'dropSecret'"):
         rotator(client, ScriptedProbe()).rotate("dropSecret", "x", "y")
 
 
-def test_errors_never_contain_token_values(client: Any) -> None:
+def test_errors_never_contain_token_values(client: SecretsManagerClient) -> None:
     secret_id = make_secret(client)
     version = begin_rotation(client, secret_id)
     rotation = rotator(client, ScriptedProbe(), wait_seconds=0)
