@@ -62,3 +62,17 @@ def normalized(template: dict[str, Any]) -> dict[str, Any]:
         if section in template and not template[section]:
             del template[section]
     return template
+
+
+def resources(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
+    return {k: r for k, r in template["Resources"].items() if r["Type"] == resource_type}
+
+
+def only(template: dict[str, Any], resource_type: str) -> dict[str, Any]:
+    found = list(resources(template, resource_type).values())
+    assert len(found) == 1, f"expected one {resource_type}, found {len(found)}"
+    return found[0]
+
+
+def container(task: dict[str, Any], name: str) -> dict[str, Any]:
+    return next(c for c in task["Properties"]["ContainerDefinitions"] if c["Name"] == name)

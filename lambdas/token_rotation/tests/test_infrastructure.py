@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 
 from cdk_app.environments import ENVIRONMENTS
-from tests.cdk_support import SynthesizedApp
-from tests.test_stacks import only, resources
+from tests.cdk_support import SynthesizedApp, only, resources
 
 ENVS = list(ENVIRONMENTS)
 ROLE = {"Ref": "TokenRotationFunctionServiceRole3A2E62B5"}

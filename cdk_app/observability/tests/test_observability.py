@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,11 +11,10 @@ import pytest
 from cdk_app.config import Automation
 from cdk_app.environments import ENVIRONMENTS
 from cdk_app.observability.alarm_ids import ALARM_RUNBOOKS, latency_alarm_id
-from tests.cdk_support import SynthesizedApp
-from tests.test_stacks import only, resources
+from tests.cdk_support import REPO, SynthesizedApp, only, resources
 
 ENVS = list(ENVIRONMENTS)
-RUNBOOKS = Path(__file__).resolve().parents[1] / "runbooks"
+RUNBOOKS = REPO / "runbooks"
 TOPIC = {"Ref": "AlarmsTopic3A2DFEBA"}
 
 

@@ -1,0 +1,92 @@
+"""The node in the Compute stack: single-writer service, task, image, load balancer."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+
+from cdk_app.constants import CHROMA_LISTEN_ADDRESS, GATEWAY_PORT, GATEWAY_READINESS_PATH
+from cdk_app.environments import ENVIRONMENTS
+from tests.cdk_support import REPO, SynthesizedApp, container, only, resources
+
+ENVS = list(ENVIRONMENTS)
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_single_writer_deployment(synthesized: SynthesizedApp, env: str) -> None:
+    service = only(synthesized.template_json(env, "Compute"), "AWS::ECS::Service")["Properties"]
+    assert service["DesiredCount"] == 1
+    deployment = service["DeploymentConfiguration"]
+    assert deployment["MinimumHealthyPercent"] == 0
+    assert deployment["MaximumPercent"] == 100
+    assert deployment["DeploymentCircuitBreaker"] == {"Enable": True, "Rollback": True}
+    assert service["AvailabilityZoneRebalancing"] == "DISABLED"
+    assert "ServiceConnectConfiguration" not in service
+    # No autoscaling may ever add a second writer.
+    assert not resources(synthesized.template_json(env, "Compute"), "AWS::ApplicationAutoScaling::ScalableTarget")
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_efs_volume_uses_iam_and_transit_encryption(synthesized: SynthesizedApp, env: str) -> None:
+    task = only(synthesized.template_json(env, "Compute"), "AWS::ECS::TaskDefinition")
+    efs = task["Properties"]["Volumes"][0]["EFSVolumeConfiguration"]
+    assert efs["TransitEncryption"] == "ENABLED"
+    assert efs["AuthorizationConfig"]["IAM"] == "ENABLED"
+    assert "AccessPointId" in efs["AuthorizationConfig"]
+    assert container(task, "chroma")["MountPoints"] == [
+        {"ContainerPath": "/data", "ReadOnly": False, "SourceVolume": "chroma-data"}]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_chroma_listens_on_loopback_and_only_the_gateway_has_a_port(synthesized: SynthesizedApp, env: str) -> None:
+    task = only(synthesized.template_json(env, "Compute"), "AWS::ECS::TaskDefinition")
+    chroma = container(task, "chroma")
+    assert {"Name": "CHROMA_LISTEN_ADDRESS", "Value": CHROMA_LISTEN_ADDRESS} in chroma["Environment"]
+    assert "PortMappings" not in chroma
+    assert chroma["Command"] == ["run", "/config.yaml"]
+    gateway = container(task, "gateway")
+    assert gateway["PortMappings"] == [{"ContainerPort": GATEWAY_PORT, "Protocol": "tcp"}]
+    assert {"Name": "GATEWAY_UPSTREAM_URL", "Value": "http://127.0.0.1:8000"} in gateway["Environment"]
+    assert gateway["HealthCheck"]["Command"] == ["CMD", "python", "-m", "gateway.healthcheck"]
+    # The baked-in config agrees, so the image alone is also loopback-only and logs requests.
+    config = yaml.safe_load((REPO / "cdk_app" / "node" / "chroma_image" / "config.yaml").read_text())
+    assert config["listen_address"] == CHROMA_LISTEN_ADDRESS and config["stdout_tracing"] is True
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_chroma_image_is_the_pinned_official_image(synthesized: SynthesizedApp, env: str) -> None:
+    assets = (synthesized.outdir / f"assembly-{env}" / f"{synthesized.stack(env, 'Compute').artifact_id}.assets.json")
+    text = assets.read_text()
+    assert '"CHROMA_IMAGE": "chromadb/chroma:1.5.9"' in text
+    platform = "linux/arm64" if ENVIRONMENTS[env].task.architecture.value == "ARM64" else "linux/amd64"
+    assert text.count(f'"platform": "{platform}"') == 2
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_load_balancer_listeners_health_check_and_access_logs(synthesized: SynthesizedApp, env: str) -> None:
+    config = ENVIRONMENTS[env]
+    compute = synthesized.template_json(env, "Compute")
+    listeners = {r["Properties"]["Port"]: r["Properties"]
+                 for r in resources(compute, "AWS::ElasticLoadBalancingV2::Listener").values()}
+    if config.tls:
+        assert set(listeners) == {80, 443}
+        assert listeners[443]["Protocol"] == "HTTPS"
+        assert listeners[443]["Certificates"] == [{"CertificateArn": config.tls.certificate_arn}]
+        assert listeners[443]["SslPolicy"].startswith("ELBSecurityPolicy-TLS13")
+        assert listeners[80]["DefaultActions"][0]["RedirectConfig"]["Protocol"] == "HTTPS"
+    else:
+        assert set(listeners) == {80}
+        assert listeners[80]["DefaultActions"][0]["Type"] == "forward"
+    target_group = only(compute, "AWS::ElasticLoadBalancingV2::TargetGroup")["Properties"]
+    assert target_group["HealthCheckPath"] == GATEWAY_READINESS_PATH
+    assert target_group["Port"] == GATEWAY_PORT
+    attributes = {a["Key"]: a["Value"] for a in
+                  only(compute, "AWS::ElasticLoadBalancingV2::LoadBalancer")["Properties"]["LoadBalancerAttributes"]}
+    assert attributes["access_logs.s3.enabled"] == "true"
+    assert attributes["routing.http.drop_invalid_header_fields.enabled"] == "true"
+    assert int(attributes["idle_timeout.timeout_seconds"]) > config.task.upstream_timeout_seconds
+    bucket = only(compute, "AWS::S3::Bucket")["Properties"]
+    assert bucket["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True}
+    assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"] == {
+        "SSEAlgorithm": "AES256"}
