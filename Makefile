@@ -5,9 +5,21 @@ PY := $(VENV)/bin/python
 # Node 22 from package.json (jsii and the CDK CLI), ahead of the machine's Node.
 export PATH := $(CURDIR)/node_modules/.bin:$(CURDIR)/$(VENV)/bin:$(PATH)
 
-.PHONY: setup synth test test-fast lint typecheck unit bench clean
+.PHONY: setup haproxy synth test test-fast lint typecheck unit bench clean
+# The gateway's data path: the HAProxy series the image installs (gateway/Dockerfile reads the same file).
+HAPROXY_SERIES := $(shell cat gateway/haproxy-version)
 
-setup: $(VENV)/.installed node_modules/.installed .venv-checkov/.installed
+setup: $(VENV)/.installed node_modules/.installed .venv-checkov/.installed haproxy
+
+# HAProxy from Debian 12's packages, as in the gateway image. As root this installs it; otherwise it says what to do.
+haproxy:
+	@if command -v haproxy >/dev/null && haproxy -v | grep -q "version $(HAPROXY_SERIES)\."; then :; \
+	elif [ "$$(id -u)" = 0 ]; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "haproxy=$(HAPROXY_SERIES).*"; \
+	else \
+		echo "The gateway tests need HAProxy $(HAPROXY_SERIES): run 'sudo apt-get install haproxy=$(HAPROXY_SERIES).*'" \
+		     "(Debian 12), or point GATEWAY_HAPROXY at an HAProxy $(HAPROXY_SERIES) binary." >&2; exit 1; \
+	fi
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt gateway/requirements.txt pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)

@@ -1,4 +1,4 @@
-"""`python -m gateway`: run the gateway with settings from the environment (see gateway/settings.py)."""
+"""`python -m gateway`: run the gateway (HAProxy data path + control plane) with settings from the environment."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import logging
 import sys
 from pathlib import Path
 
-from gateway.server import Gateway, serve
 from gateway.settings import Settings, SettingsError
+from gateway.supervisor import ProxyError, Supervisor
 from gateway.telemetry import AccessLog, configure_logging
 from gateway.tokens import FileTokenSource, SecretsManagerTokenSource, StaticTokenSource, TokenCache, TokenSource
 
@@ -21,7 +21,8 @@ def token_source(settings: Settings) -> TokenSource:
 
         return SecretsManagerTokenSource(secret_id=settings.token_secret_id,
                                          previous_grace_seconds=settings.previous_token_grace_seconds,
-                                         client=boto3.client("secretsmanager"))
+                                         client=boto3.client("secretsmanager"),
+                                         pending_max_age_seconds=settings.pending_max_age_seconds)
     if settings.token_file:
         return FileTokenSource(Path(settings.token_file))
     return StaticTokenSource(settings.tokens)
@@ -34,18 +35,15 @@ def main() -> int:
     except SettingsError as error:
         log.error("invalid settings: %s", error)
         return 2
-    gateway = Gateway(settings, TokenCache(token_source(settings)),
-                      AccessLog(settings.metrics_namespace, settings.environment))
+    supervisor = Supervisor(settings, TokenCache(token_source(settings)),
+                            AccessLog(settings.metrics_namespace, settings.environment))
     log.info("gateway starting", extra={"event": "start", "port": settings.port, "upstream": settings.upstream_url,
                                         "environment": settings.environment})
     try:
-        import uvloop
-
-        uvloop.run(serve(gateway))
-    except ImportError:  # pragma: no cover - uvloop is in the image; plain asyncio works too
-        asyncio.run(serve(gateway))
-    log.info("gateway stopped", extra={"event": "stop"})
-    return 0
+        return asyncio.run(supervisor.run())
+    except ProxyError as error:
+        log.error("cannot run the proxy: %s", error)
+        return 3
 
 
 if __name__ == "__main__":

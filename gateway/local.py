@@ -23,8 +23,8 @@ from gateway import settings as gw
 LOOPBACK = "127.0.0.1"
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+def free_port(kind: socket.SocketKind = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as sock:
         sock.bind((LOOPBACK, 0))
         return int(sock.getsockname()[1])
 
@@ -100,7 +100,9 @@ def gateway_server(upstream_url: str, work_dir: Path, env: Mapping[str, str], po
     port = port or free_port()
     log_path = work_dir / f"gateway-{port}.log"
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
-    full_env.update({gw.ENV_UPSTREAM_URL: upstream_url, gw.ENV_PORT: str(port), gw.ENV_LISTEN_ADDRESS: LOOPBACK})
+    full_env.update({gw.ENV_UPSTREAM_URL: upstream_url, gw.ENV_PORT: str(port), gw.ENV_LISTEN_ADDRESS: LOOPBACK,
+                     gw.ENV_CONTROL_PORT: str(free_port()), gw.ENV_ACCESS_LOG_PORT: str(free_port(socket.SOCK_DGRAM)),
+                     gw.ENV_RUNTIME_DIR: str(work_dir / f"gateway-{port}")})
     full_env.update(env)
     repo_root = str(Path(__file__).resolve().parents[1])
     full_env["PYTHONPATH"] = os.pathsep.join(filter(None, [repo_root, full_env.get("PYTHONPATH")]))

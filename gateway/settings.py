@@ -12,6 +12,10 @@ READINESS_PATH = "/gateway/ready"
 # Chroma's default max_payload_size_bytes: larger bodies would be refused by Chroma anyway.
 DEFAULT_MAX_BODY_BYTES = 41_943_040
 DEFAULT_METRICS_NAMESPACE = "ChromaGateway"
+# A rotation's pending token is accepted only this long after its version was created. A rotation takes minutes
+# (four steps, each bounded by the rotation function's timeout); a pending version left by a failed rotation must
+# not stay a valid credential. The rotation function refuses to go on with an older pending version.
+PENDING_MAX_AGE_SECONDS = 3600
 
 ENV_PORT = "GATEWAY_PORT"
 ENV_LISTEN_ADDRESS = "GATEWAY_LISTEN_ADDRESS"
@@ -28,6 +32,14 @@ ENV_CLIENT_TIMEOUT_SECONDS = "GATEWAY_CLIENT_TIMEOUT_SECONDS"
 ENV_KEEPALIVE_SECONDS = "GATEWAY_KEEPALIVE_SECONDS"
 ENV_METRICS_NAMESPACE = "GATEWAY_METRICS_NAMESPACE"
 ENV_ENVIRONMENT = "GATEWAY_ENVIRONMENT"
+ENV_HEADER_TIMEOUT_SECONDS = "GATEWAY_HEADER_TIMEOUT_SECONDS"
+ENV_MAX_CONNECTIONS = "GATEWAY_MAX_CONNECTIONS"
+ENV_MEMORY_LIMIT_MIB = "GATEWAY_MEMORY_LIMIT_MIB"
+ENV_RUNTIME_DIR = "GATEWAY_RUNTIME_DIR"
+ENV_CONTROL_PORT = "GATEWAY_CONTROL_PORT"
+ENV_ACCESS_LOG_PORT = "GATEWAY_ACCESS_LOG_PORT"
+ENV_HAPROXY = "GATEWAY_HAPROXY"
+ENV_PENDING_MAX_AGE_SECONDS = "GATEWAY_PENDING_MAX_AGE_SECONDS"
 
 
 class SettingsError(ValueError):
@@ -47,12 +59,28 @@ class Settings:
     token_refresh_seconds: float = 15.0
     previous_token_grace_seconds: float = 3600.0
     drain_seconds: float = 25.0
-    # A client must send a whole request (headers and body) within this; slow clients get 408.
+    # A client must send the request line and headers within this, or gets 408.
+    header_timeout_seconds: float = 10.0
+    # A client that sends (or reads) nothing for this long in the middle of a request is disconnected.
     client_timeout_seconds: float = 30.0
     # Idle keep-alive connections close after this; keep it above the load balancer's idle timeout.
     keepalive_seconds: float = 120.0
+    # Client connections the proxy holds at once; more wait in the kernel's accept queue. With the buffer size
+    # (haproxy_config.BUFFER_BYTES), this bounds the proxy's memory: see memory_limit_mib.
+    max_connections: int = 1024
+    # Hard ceiling on the proxy's allocations (HAProxy -m): 1024 connections x 2 sides x 2 buffers x 16 KiB = 64 MiB,
+    # plus HAProxy's own structures. The task's memory is Chroma's memory: the proxy cannot take more.
+    memory_limit_mib: int = 160
+    pending_max_age_seconds: float = float(PENDING_MAX_AGE_SECONDS)
     metrics_namespace: str = DEFAULT_METRICS_NAMESPACE
     environment: str = "local"
+    # Writable directory for the rendered configuration, the token map and the admin socket (a task volume in ECS:
+    # the root filesystem is read-only). Empty: a fresh temporary directory.
+    runtime_dir: str = ""
+    # Loopback ports of the control plane: readiness/liveness (TCP) and the proxy's access log (UDP).
+    control_port: int = 8081
+    access_log_port: int = 8082
+    haproxy: str = "haproxy"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -79,10 +107,18 @@ class Settings:
             previous_token_grace_seconds=number(ENV_PREVIOUS_TOKEN_GRACE_SECONDS, "previous_token_grace_seconds",
                                                 0, 7 * 86400),
             drain_seconds=number(ENV_DRAIN_SECONDS, "drain_seconds", 0, 120),
+            header_timeout_seconds=number(ENV_HEADER_TIMEOUT_SECONDS, "header_timeout_seconds", 0.1, 600),
             client_timeout_seconds=number(ENV_CLIENT_TIMEOUT_SECONDS, "client_timeout_seconds", 0.1, 600),
             keepalive_seconds=number(ENV_KEEPALIVE_SECONDS, "keepalive_seconds", 1, 4000),
+            max_connections=int(number(ENV_MAX_CONNECTIONS, "max_connections", 1, 100_000)),
+            memory_limit_mib=int(number(ENV_MEMORY_LIMIT_MIB, "memory_limit_mib", 32, 65_536)),
+            pending_max_age_seconds=number(ENV_PENDING_MAX_AGE_SECONDS, "pending_max_age_seconds", 1, 7 * 86400),
             metrics_namespace=env.get(ENV_METRICS_NAMESPACE, cls.metrics_namespace),
             environment=env.get(ENV_ENVIRONMENT, cls.environment),
+            runtime_dir=env.get(ENV_RUNTIME_DIR, cls.runtime_dir),
+            control_port=int(number(ENV_CONTROL_PORT, "control_port", 1, 65535)),
+            access_log_port=int(number(ENV_ACCESS_LOG_PORT, "access_log_port", 1, 65535)),
+            haproxy=env.get(ENV_HAPROXY, cls.haproxy),
         )
         sources = sum(bool(s) for s in (settings.token_secret_id, settings.token_file, settings.tokens))
         if sources != 1:

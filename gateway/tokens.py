@@ -15,6 +15,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from gateway.settings import PENDING_MAX_AGE_SECONDS
+
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
@@ -30,20 +32,28 @@ def is_well_formed(token: str) -> bool:
 
 @dataclass(frozen=True)
 class TokenSet:
-    """Tokens accepted now. `previous` is accepted only until `previous_valid_until` (epoch seconds)."""
+    """Tokens accepted now. `previous` is accepted only until `previous_valid_until`, `pending` only until
+    `pending_valid_until` (epoch seconds): a pending token left by a failed rotation stops working."""
 
     current: tuple[str, ...] = ()
     pending: str | None = None
     previous: str | None = None
     previous_valid_until: float = 0.0
+    pending_valid_until: float = float("inf")
 
     def active(self, now: float) -> list[str]:
         tokens = list(self.current)
-        if self.pending:
+        if self.pending and now < self.pending_valid_until:
             tokens.append(self.pending)
         if self.previous and now < self.previous_valid_until:
             tokens.append(self.previous)
         return tokens
+
+    def next_change(self, now: float) -> float | None:
+        """When the accepted set next changes by itself (a grace period or a pending token's age runs out)."""
+        ends = [t for t, token in ((self.previous_valid_until, self.previous), (self.pending_valid_until, self.pending))
+                if token and now < t < float("inf")]
+        return min(ends, default=None)
 
     def accepts(self, candidate: str, now: float) -> bool:
         # Compare against every active token, always, so timing says nothing about which one (if any) matched.
@@ -93,6 +103,8 @@ class SecretsManagerTokenSource:
     secret_id: str
     previous_grace_seconds: float
     client: SecretsManagerClient = field(repr=False)
+    # A pending version older than this (its creation) is no longer accepted: see gateway.settings.
+    pending_max_age_seconds: float = float(PENDING_MAX_AGE_SECONDS)
     _versions: dict[str, tuple[str, float]] = field(default_factory=dict, repr=False)  # id -> (value, created)
 
     def load(self) -> TokenSet:
@@ -116,6 +128,7 @@ class SecretsManagerTokenSource:
             pending=_checked((pending[0],), "AWSPENDING")[0] if pending else None,
             previous=_checked((previous[0],), "AWSPREVIOUS")[0] if previous else None,
             previous_valid_until=switched + self.previous_grace_seconds,
+            pending_valid_until=pending[1] + self.pending_max_age_seconds if pending else float("inf"),
         )
 
     def _version(self, version_id: str, required: bool = False) -> tuple[str, float] | None:

@@ -45,6 +45,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 CHROMA_IMAGE_DIR = Path(__file__).resolve().parent / "chroma_image"
 GATEWAY_DIR = REPO_ROOT / "gateway"
 DATA_VOLUME = "chroma-data"
+# Task storage for the gateway's rendered HAProxy configuration, token map and admin socket (read-only root fs).
+GATEWAY_RUN_VOLUME = "gateway-run"
+GATEWAY_RUN_PATH = "/run/gateway"
 CHROMA_CONTAINER = "chroma"
 GATEWAY_CONTAINER = "gateway"
 
@@ -80,7 +83,7 @@ class ChromaService(Construct):
                 transit_encryption="ENABLED",
                 authorization_config=ecs.AuthorizationConfig(access_point_id=access_point.access_point_id,
                                                              iam="ENABLED"),
-            ))],
+            )), ecs.Volume(name=GATEWAY_RUN_VOLUME)],
         )
         task_role = self.task_definition.task_role
         # Mount and write through this node's access point only (no root access: the access point forces the owner).
@@ -135,6 +138,8 @@ class ChromaService(Construct):
                 gw.ENV_PREVIOUS_TOKEN_GRACE_SECONDS: str(config.previous_token_grace_minutes * 60),
                 # Longer than the load balancer's idle timeout, so the ALB, not the gateway, closes idle connections.
                 gw.ENV_KEEPALIVE_SECONDS: str(alb_idle_timeout_seconds(config) + 30),
+                gw.ENV_RUNTIME_DIR: GATEWAY_RUN_PATH,
+                gw.ENV_PENDING_MAX_AGE_SECONDS: str(gw.PENDING_MAX_AGE_SECONDS),
                 gw.ENV_ENVIRONMENT: config.name,
             },
             essential=True,
@@ -147,6 +152,8 @@ class ChromaService(Construct):
             readonly_root_filesystem=True,
             stop_timeout=cdk.Duration.seconds(GATEWAY_STOP_TIMEOUT_SECONDS),
         )
+        self.gateway.add_mount_points(ecs.MountPoint(container_path=GATEWAY_RUN_PATH, source_volume=GATEWAY_RUN_VOLUME,
+                                                     read_only=False))
         self.gateway.add_container_dependencies(ecs.ContainerDependency(
             container=self.chroma, condition=ecs.ContainerDependencyCondition.START))
 

@@ -81,3 +81,21 @@ def test_no_reachable_secret_at_start_means_not_ready_and_nothing_accepted(chrom
     status, _, body = raw(gateway.port, "GET", "/gateway/ready")
     assert status == 503 and b"tokens not loaded" in body
     assert status_with(gateway, "") == 401 and status_with(gateway, "guess") == 401
+
+
+def test_a_stale_pending_token_stops_being_accepted(chroma: Server, start_gateway: GatewayFactory,
+                                                    aws_env: dict[str, str]) -> None:
+    """A pending version left by a failed rotation is a credential nobody rotates out: bounded by its age."""
+    client = boto3.client("secretsmanager")
+    arn = client.create_secret(Name=f"chroma/test/{uuid.uuid4().hex}", SecretString="token-one")["ARN"]
+    max_age = 3.0
+    gateway = start_gateway(chroma.url, token_secret_id=arn, token_refresh_seconds="0.2",
+                            pending_max_age_seconds=str(max_age), **aws_env)
+    pending = str(uuid.uuid4())
+    client.put_secret_value(SecretId=arn, ClientRequestToken=pending, SecretString="token-two",
+                            VersionStages=["AWSPENDING"])
+    created = client.get_secret_value(SecretId=arn, VersionId=pending)["CreatedDate"].timestamp()
+    _wait_for(lambda: status_with(gateway, "token-two") == 200)
+    _wait_for(lambda: status_with(gateway, "token-two") == 401, timeout=max_age + 5)
+    assert time.time() >= created + max_age - 0.05  # not refused before its age ran out
+    assert status_with(gateway, "token-one") == 200

@@ -29,6 +29,14 @@ def test_token_set_accepts_current_pending_and_previous_only_within_grace() -> N
     assert not TokenSet().accepts("anything", now=0)  # nothing loaded: refuse everything, never fail open
 
 
+def test_pending_token_is_accepted_only_until_its_age_runs_out() -> None:
+    tokens = TokenSet(current=("new",), pending="next", pending_valid_until=200.0, previous="old",
+                      previous_valid_until=100.0)
+    assert tokens.active(50) == ["new", "next", "old"]
+    assert tokens.next_change(50) == 100.0 and tokens.next_change(150) == 200.0 and tokens.next_change(250) is None
+    assert tokens.active(150) == ["new", "next"] and tokens.active(200) == ["new"]
+
+
 @pytest.mark.parametrize("token,ok", [("abc", True), ("a" * 512, True), ("a" * 513, False), ("", False),
                                       ("with space", False), ("caf\u00e9", False), ("tab\t", False),
                                       ("!#$%&'()*+,-./:;<=>?@[]^_`{|}~", True)])

@@ -16,6 +16,7 @@ from cdk_app.config import EnvironmentConfig
 from cdk_app.constants import HTTP_PORT, HTTPS_PORT, log_group_name
 from cdk_app.constructs.python_function import PythonFunction
 from cdk_app.constructs.stateful import pin_logical_id
+from gateway.settings import PENDING_MAX_AGE_SECONDS
 from lambdas.token_rotation.function import settings as runtime
 
 # setSecret waits this long for the gateway (which re-reads the secret every 15 s) to accept the pending token.
@@ -46,6 +47,7 @@ class TokenRotation(Construct):
                 runtime.ENV_ENDPOINT_PORT: str(HTTPS_PORT if tls else HTTP_PORT),
                 runtime.ENV_TLS_SERVER_NAME: tls.domain_name if tls else "",
                 runtime.ENV_WAIT_SECONDS: str(GATEWAY_WAIT_SECONDS),
+                runtime.ENV_PENDING_MAX_AGE_SECONDS: str(PENDING_MAX_AGE_SECONDS),
             },
         ).function
 

@@ -25,7 +25,8 @@ def build_rotator(env: Mapping[str, str] = os.environ) -> Rotator:
     settings = RotationSettings.from_env(env)
     probe = GatewayProbe(host=settings.endpoint_host, port=settings.endpoint_port,
                          tls_server_name=settings.tls_server_name)
-    return Rotator(client=boto3.client("secretsmanager"), probe=probe, wait_seconds=settings.wait_seconds)
+    return Rotator(client=boto3.client("secretsmanager"), probe=probe, wait_seconds=settings.wait_seconds,
+                   pending_max_age_seconds=settings.pending_max_age_seconds)
 
 
 @metrics.log_metrics

@@ -39,9 +39,11 @@ class Rotator:
     client: SecretsManagerClient
     probe: Probe
     wait_seconds: float = 120.0
+    pending_max_age_seconds: float = 3600.0
     poll_seconds: float = 3.0
     sleep: Callable[[float], None] = time.sleep
     clock: Callable[[], float] = time.monotonic
+    now: Callable[[], float] = time.time
     new_token: Callable[[], str] = field(default=generate_token)
 
     def rotate(self, step: str, secret_id: str, version: str) -> str:
@@ -53,6 +55,7 @@ class Rotator:
             return "version is already AWSCURRENT: nothing to do"
         if PENDING not in stages:
             raise RotationError(f"version {version} of the secret is not AWSPENDING (stages: {sorted(stages)})")
+        self._refuse_an_over_age_pending_version(secret_id, version)
         handler: Callable[[str, str], str] = {
             "createSecret": self.create_secret, "setSecret": self.set_secret,
             "testSecret": self.test_secret, "finishSecret": self.finish_secret,
@@ -67,6 +70,23 @@ class Rotator:
         if version not in versions:
             raise RotationError(f"version {version} is not a version of secret {described.get('Name', secret_id)}")
         return versions[version]
+
+    def _refuse_an_over_age_pending_version(self, secret_id: str, version: str) -> None:
+        """The gateway accepts a pending token only `pending_max_age_seconds` after its version was stored: an
+        older one (a rotation that failed and was resumed much later) would never be accepted, so instead of waiting
+        on it, release it and fail; the next rotation stores a fresh version."""
+        try:
+            stored = self.client.get_secret_value(SecretId=secret_id, VersionId=version, VersionStage=PENDING)
+        except self.client.exceptions.ResourceNotFoundException:
+            return  # createSecret has not stored the value yet
+        age = self.now() - stored["CreatedDate"].timestamp()
+        if age <= self.pending_max_age_seconds:
+            return
+        self.client.update_secret_version_stage(SecretId=secret_id, VersionStage=PENDING,
+                                                RemoveFromVersionId=version)
+        raise RotationError(f"pending version {version} was stored {age:.0f} s ago, more than the "
+                            f"{self.pending_max_age_seconds:g} s the gateway accepts a pending token; released it: "
+                            "rotate again to store a new version")
 
     def create_secret(self, secret_id: str, version: str) -> str:
         self.client.get_secret_value(SecretId=secret_id, VersionStage=CURRENT)  # the secret must have a current value

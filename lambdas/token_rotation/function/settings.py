@@ -14,6 +14,7 @@ ENV_ENDPOINT_HOST = "GATEWAY_ENDPOINT_HOST"
 ENV_ENDPOINT_PORT = "GATEWAY_ENDPOINT_PORT"
 ENV_TLS_SERVER_NAME = "GATEWAY_TLS_SERVER_NAME"
 ENV_WAIT_SECONDS = "GATEWAY_WAIT_SECONDS"
+ENV_PENDING_MAX_AGE_SECONDS = "GATEWAY_PENDING_MAX_AGE_SECONDS"
 METRICS_NAMESPACE = "ChromaTokenRotation"
 # The Secrets Manager rotation contract, in the order Secrets Manager calls the steps.
 STEPS = ("createSecret", "setSecret", "testSecret", "finishSecret")
@@ -35,6 +36,8 @@ class RotationSettings:
     # Empty for an environment without TLS: the probe then speaks plain HTTP.
     tls_server_name: str | None = variable(ENV_TLS_SERVER_NAME, optional=True)
     wait_seconds: float = variable(ENV_WAIT_SECONDS)
+    # The gateway stops accepting a pending token this long after its version was created (gateway.settings).
+    pending_max_age_seconds: float = variable(ENV_PENDING_MAX_AGE_SECONDS)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> RotationSettings:

@@ -120,6 +120,7 @@ def test_rotation_under_load_loses_nothing(moto_url: str, tmp_path: Path, monkey
         monkeypatch.setenv(settings.ENV_ENDPOINT_HOST, LOOPBACK)
         monkeypatch.setenv(settings.ENV_ENDPOINT_PORT, str(gateway.port))
         monkeypatch.setenv(settings.ENV_WAIT_SECONDS, "30")
+        monkeypatch.setenv(settings.ENV_PENDING_MAX_AGE_SECONDS, "3600")
         bogus_statuses = [status_with(gateway.port, "bogus-token")]
         version = begin_rotation(secrets, secret_id)  # Secrets Manager starts the rotation now
         for step in ("createSecret", "setSecret", "testSecret", "finishSecret"):

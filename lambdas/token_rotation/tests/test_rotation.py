@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -175,3 +176,23 @@ def test_errors_never_contain_token_values(client: SecretsManagerClient) -> None
         with pytest.raises(RotationError) as caught:
             rotation.rotate(step, secret_id, version)
         assert pending not in str(caught.value) and OLD not in str(caught.value)
+
+
+def test_an_over_age_pending_version_is_released_not_waited_on(client: SecretsManagerClient) -> None:
+    """The gateway stops accepting a pending token an hour after it was stored; a rotation resumed later must not
+    wait the full setSecret deadline on a token that will never work."""
+    secret_id = make_secret(client)
+    version = begin_rotation(client, secret_id)
+    probe = ScriptedProbe()
+    rotator(client, probe).rotate("createSecret", secret_id, version)
+    later = rotator(client, probe, now=lambda: time.time() + 3601, pending_max_age_seconds=3600)
+    with pytest.raises(RotationError, match=r"stored \d+ s ago, more than the 3600 s .* released it"):
+        later.rotate("setSecret", secret_id, version)
+    assert probe.calls == []  # never waited on the gateway
+    assert "AWSPENDING" not in stages(client, secret_id).get(version, [])
+    # Within the age, the same step goes on as usual.
+    fresh = begin_rotation(client, secret_id)
+    rotator(client, probe).rotate("createSecret", secret_id, fresh)
+    probe.accept_after = {client.get_secret_value(SecretId=secret_id, VersionStage="AWSPENDING")["SecretString"]: 0}
+    assert rotator(client, probe, pending_max_age_seconds=3600).rotate("setSecret", secret_id, fresh) == \
+        "gateway accepts the pending token"

@@ -1,0 +1,172 @@
+"""The HAProxy configuration of the data path, rendered from the gateway's settings into its runtime directory.
+
+HAProxy terminates client HTTP/1.1, checks the token at the headers (before any body byte is read and before any
+`100 Continue`), refuses what Chroma must never see, and streams the rest to Chroma on loopback over keep-alive
+connections. What is ours stays in Python: the token set (a map of SHA-256 digests that `gateway.runtime_api`
+replaces at run time, without a reload), readiness, the access log's metrics, supervision and draining.
+
+No raw token ever becomes configuration syntax: only hex digests are written to the map.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from http import HTTPStatus
+from pathlib import Path
+
+from gateway.settings import LIVENESS_PATH, READINESS_PATH, Settings
+
+TOKENS_MAP = "tokens.map"
+ADMIN_SOCKET = "admin.sock"
+CONFIG_FILE = "haproxy.cfg"
+ERRORS_DIR = "errors"
+# Longest request target answered with 414; a request line or header block beyond the buffer gets HAProxy's 400.
+MAX_URL_BYTES = 8_192
+# HAProxy's per-connection buffer: request line + headers must fit in it (minus the rewrite reserve).
+BUFFER_BYTES = 16_384
+REWRITE_RESERVE_BYTES = 1_024
+# An unprivileged uid/gid for HAProxy when the gateway itself runs as root (tests on a CI machine do).
+NOBODY = 65534
+# The access line: fields separated by one space, the path last (it is the only field that is not a closed set).
+ACCESS_LOG_FORMAT = ("%[var(txn.start_us)] %[date(0,us)] %ST %U %B %[var(txn.request_id)] %[var(txn.auth)] "
+                     "%[var(txn.client)] %ts %HM %HP")
+AUTH_HINT = "send 'Authorization: Bearer <token>' or 'X-Chroma-Token: <token>'"
+
+
+def error_body(error: str, message: str) -> str:
+    """Errors shaped like Chroma's own ({"error": name, "message": text}), so its clients raise them cleanly."""
+    return json.dumps({"error": error, "message": message})
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Loopback ports of the gateway's own control plane: readiness/liveness (HTTP) and the access log (UDP)."""
+
+    control: int
+    access_log: int
+
+
+def _errorfile(status: int, error: str, message: str, retry_after: bool = False) -> str:
+    body = error_body(error, message)
+    head = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}", "Content-Type: application/json",
+            "Cache-Control: no-cache", f"Content-Length: {len(body.encode())}"]
+    if retry_after:
+        head.append("Retry-After: 1")
+    return "\r\n".join(head) + "\r\n\r\n" + body
+
+
+def error_files(settings: Settings) -> dict[int, str]:
+    """HAProxy's own answers (framing errors, timeouts, Chroma unreachable) as Chroma-shaped JSON."""
+    return {
+        400: _errorfile(400, "BadRequest", "malformed HTTP request, or request line and headers over "
+                                           f"{BUFFER_BYTES - REWRITE_RESERVE_BYTES} bytes"),
+        403: _errorfile(403, "Forbidden", "request refused"),
+        405: _errorfile(405, "MethodNotAllowed", "method not allowed"),
+        408: _errorfile(408, "RequestTimeout", f"request not received within {settings.header_timeout_seconds:g} s"),
+        413: _errorfile(413, "PayloadTooLarge", f"request body exceeds {settings.max_body_bytes} bytes"),
+        500: _errorfile(500, "InternalError", "gateway error"),
+        502: _errorfile(502, "BadGateway", "chroma closed the connection or sent an invalid response; retry"),
+        503: _errorfile(503, "ServiceUnavailable", "chroma is not reachable (starting or restarting); retry shortly",
+                        retry_after=True),
+        504: _errorfile(504, "GatewayTimeout", f"chroma did not answer within {settings.upstream_timeout_seconds:g} s"),
+    }
+
+
+def _ms(seconds: float) -> str:
+    """HAProxy timeouts take integers: milliseconds."""
+    return f"{round(seconds * 1000)}ms"
+
+
+def _return(status: int, error: str, message: str) -> str:
+    body = error_body(error, message).replace("\\", "\\\\").replace('"', '\\"')
+    return f'http-request return status {status} content-type application/json string "{body}"'
+
+
+def render(settings: Settings, runtime_dir: Path, ports: Ports, run_as_root: bool) -> str:
+    """The configuration text; error files referenced by it are written by `write`."""
+    upstream = settings.upstream_url.removeprefix("http://")
+    errors = runtime_dir / ERRORS_DIR
+    tokens_map = runtime_dir / TOKENS_MAP
+    privileges = f"    uid {NOBODY}\n    gid {NOBODY}\n" if run_as_root else ""
+    errorfiles = "".join(f"    errorfile {status} {errors / f'{status}.http'}\n" for status in error_files(settings))
+    return f"""# Rendered by gateway/haproxy_config.py at start: edit that file, not this one.
+global
+    log 127.0.0.1:{ports.access_log} len 8192 format raw local0
+    stats socket {runtime_dir / ADMIN_SOCKET} mode 600 level admin
+    maxconn {settings.max_connections}
+    tune.bufsize {BUFFER_BYTES}
+    tune.maxrewrite {REWRITE_RESERVE_BYTES}
+    hard-stop-after {_ms(settings.drain_seconds)}
+{privileges}
+defaults
+    mode http
+    log global
+    option http-keep-alive
+    option dontlognull
+    # Chroma on loopback connects at once or refuses: never wait, never mark it down, answer 503 at once.
+    retries 0
+    timeout connect 2s
+    timeout http-request {_ms(settings.header_timeout_seconds)}
+    timeout client {_ms(settings.client_timeout_seconds)}
+    timeout client-fin 1s
+    timeout http-keep-alive {_ms(settings.keepalive_seconds)}
+    timeout server {_ms(settings.upstream_timeout_seconds)}
+{errorfiles}
+frontend gateway
+    bind {settings.listen_address}:{settings.port}
+    maxconn {settings.max_connections}
+    log-format "{ACCESS_LOG_FORMAT}"
+    acl open_path path {LIVENESS_PATH} {READINESS_PATH}
+    http-request set-var(txn.start_us) date(0,us)
+    http-request set-var(txn.request_id) req.fhdr(x-request-id) if {{ req.fhdr(x-request-id) -m reg ^[A-Za-z0-9._-]{{1,128}}$ }}
+    http-request set-var(txn.request_id) uuid if !{{ var(txn.request_id) -m found }}
+    # The client is the address the load balancer appended last; a client-chosen entry is never trusted.
+    http-request set-var(txn.client) req.hdr(x-forwarded-for,-1) if {{ req.hdr(x-forwarded-for,-1) -m reg ^[0-9A-Fa-f:.]{{2,45}}$ }}
+    http-request set-var(txn.client) src if !{{ var(txn.client) -m found }}
+    http-after-response set-header X-Request-Id %[var(txn.request_id)] if {{ var(txn.request_id) -m found }}
+    # Liveness and readiness need no token; they are answered by the control plane and never reach Chroma.
+    http-request set-log-level silent if open_path
+    http-request allow if open_path
+    # The token, from `Authorization: Bearer <t>` or else `X-Chroma-Token: <t>`, compared by its SHA-256 digest.
+    http-request set-var(txn.token) req.fhdr(authorization),regsub("^[Bb][Ee][Aa][Rr][Ee][Rr] +","") if {{ req.fhdr(authorization) -m reg -i "^bearer +[^ ]" }}
+    http-request set-var(txn.token) req.fhdr(x-chroma-token) if !{{ var(txn.token) -m found }} {{ req.fhdr(x-chroma-token) -m found }}
+    http-request set-var(txn.auth) str(missing) if !{{ var(txn.token) -m found }}
+    http-request set-var(txn.auth) str(invalid) if {{ var(txn.token) -m found }} !{{ var(txn.token),digest(sha256),hex,lower,map({tokens_map}) -m found }}
+    http-request set-var(txn.auth) str(ok) if !{{ var(txn.auth) -m found }}
+    {_return(401, "AuthorizationError", "missing token: " + AUTH_HINT)} if {{ var(txn.auth) -m str missing }}
+    {_return(401, "AuthorizationError", "invalid token: " + AUTH_HINT)} if {{ var(txn.auth) -m str invalid }}
+    http-request unset-var(txn.token)
+    {_return(400, "BadRequest", "protocol upgrades are not supported")} if {{ req.hdr(upgrade) -m found }}
+    {_return(405, "MethodNotAllowed", "CONNECT is not supported")} if METH_CONNECT
+    # Refused from the headers, before any body byte is read.
+    {_return(413, "PayloadTooLarge", f"request body exceeds {settings.max_body_bytes} bytes")} if {{ req.hdr_val(content-length) gt {settings.max_body_bytes} }}
+    {_return(414, "URITooLong", f"request target exceeds {MAX_URL_BYTES} bytes")} if {{ url_len gt {MAX_URL_BYTES} }}
+    {_return(400, "BadRequest", "request target must be a path")} if !{{ url_beg / }}
+    # Only now, authenticated and within limits: wait for the body (up to the buffer) before forwarding it, so a
+    # slow small body gets 408 and never ties up Chroma; a larger one streams.
+    http-request wait-for-body time {_ms(settings.header_timeout_seconds)} at-least {BUFFER_BYTES // 2}
+    http-request del-header authorization
+    http-request del-header x-chroma-token
+    http-request set-header X-Request-Id %[var(txn.request_id)]
+    use_backend control if open_path
+    default_backend chroma
+
+backend chroma
+    server chroma {upstream}
+
+backend control
+    timeout server 5s
+    server control 127.0.0.1:{ports.control}
+"""
+
+
+def write(settings: Settings, runtime_dir: Path, ports: Ports, run_as_root: bool) -> Path:
+    """Write the configuration, its error files and an empty token map (nothing is accepted until tokens load)."""
+    (runtime_dir / ERRORS_DIR).mkdir(parents=True, exist_ok=True)
+    for status, content in error_files(settings).items():
+        (runtime_dir / ERRORS_DIR / f"{status}.http").write_text(content)
+    (runtime_dir / TOKENS_MAP).write_text("")
+    config = runtime_dir / CONFIG_FILE
+    config.write_text(render(settings, runtime_dir, ports, run_as_root))
+    return config

@@ -1,0 +1,215 @@
+"""The gateway's control plane: runs HAProxy (the data path) and keeps it supplied with tokens.
+
+- renders HAProxy's configuration and starts it, restarting it if it dies (with a backoff; gives up, and exits
+  non-zero so ECS replaces the task, after `MAX_RESTARTS` within `RESTART_WINDOW_SECONDS`);
+- refreshes the token set every `token_refresh_seconds` (and when a grace period or a pending token's age runs
+  out) and swaps HAProxy's token map atomically at run time: no reload, no connection dropped;
+- answers liveness and readiness (tokens loaded and applied, HAProxy running, Chroma's heartbeat);
+- turns HAProxy's access lines into the EMF access log;
+- on SIGTERM, drains: HAProxy stops accepting at once, finishes in-flight requests within `drain_seconds`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from collections import deque
+from pathlib import Path
+
+from gateway import haproxy_config
+from gateway.access_log import AccessLogReceiver
+from gateway.control import HEARTBEAT_PATH, ControlServer, http_status
+from gateway.runtime_api import RuntimeApi, RuntimeApiError, digest
+from gateway.settings import Settings
+from gateway.telemetry import AccessLog
+from gateway.tokens import TokenCache
+
+log = logging.getLogger("gateway")
+
+HEARTBEAT_TIMEOUT_SECONDS = 2.0
+FLUSH_SECONDS = 0.2
+MAX_RESTARTS = 5
+RESTART_WINDOW_SECONDS = 60.0
+START_TIMEOUT_SECONDS = 10.0
+
+
+class ProxyError(RuntimeError):
+    """HAProxy cannot be started (bad configuration, missing binary) or keeps dying."""
+
+
+class Supervisor:
+    def __init__(self, settings: Settings, tokens: TokenCache, access_log: AccessLog) -> None:
+        self.settings = settings
+        self.tokens = tokens
+        self.access_log = access_log
+        self.runtime_dir = Path(settings.runtime_dir or tempfile.mkdtemp(prefix="gateway-"))
+        self.ports = haproxy_config.Ports(control=settings.control_port, access_log=settings.access_log_port)
+        self.api = RuntimeApi(self.runtime_dir / haproxy_config.ADMIN_SOCKET)
+        self.config = self.runtime_dir / haproxy_config.CONFIG_FILE
+        self.proxy: asyncio.subprocess.Process | None = None
+        self.applied: frozenset[str] | None = None  # digests HAProxy holds now
+        self.draining = False
+        self._restarts: deque[float] = deque(maxlen=MAX_RESTARTS)
+
+    # tokens
+    def wanted(self) -> frozenset[str]:
+        return frozenset(digest(token) for token in self.tokens.tokens.active(time.time()))
+
+    def _write_map(self, digests: frozenset[str]) -> None:
+        path = self.runtime_dir / haproxy_config.TOKENS_MAP
+        staging = path.with_suffix(".tmp")
+        staging.write_text("".join(f"{entry} 1\n" for entry in sorted(digests)))
+        staging.replace(path)
+
+    def apply_tokens(self) -> None:
+        """Swap HAProxy's token map if the accepted set changed; the map file follows, for a restarted HAProxy."""
+        wanted = self.wanted()
+        if wanted == self.applied or self.proxy is None or self.proxy.returncode is not None:
+            return
+        map_file = self.runtime_dir / haproxy_config.TOKENS_MAP
+        self._write_map(wanted)
+        self.api.replace_map(map_file, wanted)
+        self.applied = wanted
+        log.info("token set applied", extra={"event": "tokens_applied", "accepted": len(wanted)})
+
+    async def refresh_tokens(self) -> None:
+        await asyncio.to_thread(self.tokens.refresh)
+        try:
+            await asyncio.to_thread(self.apply_tokens)
+        except RuntimeApiError as error:
+            log.error("could not apply the token set; will retry", extra={"event": "tokens_apply_failed",
+                                                                          "error": str(error)})
+
+    async def token_loop(self) -> None:
+        while True:
+            interval = self.settings.token_refresh_seconds
+            change = self.tokens.tokens.next_change(time.time())
+            if change is not None:
+                interval = min(interval, max(change - time.time(), 0.0) + 0.01)
+            await asyncio.sleep(interval)
+            if change is not None and time.time() >= change:
+                await asyncio.to_thread(self.apply_tokens)  # a grace period or a pending token's age ran out
+            else:
+                await self.refresh_tokens()
+
+    # the proxy
+    def check_config(self) -> None:
+        try:
+            result = subprocess.run([self.settings.haproxy, "-c", "-f", str(self.config)],
+                                    capture_output=True, text=True, check=False, timeout=30)
+        except FileNotFoundError:
+            raise ProxyError(f"HAProxy not found at {self.settings.haproxy!r}: install haproxy "
+                             "(make setup does) or set GATEWAY_HAPROXY") from None
+        if result.returncode != 0:
+            raise ProxyError(f"HAProxy refused its configuration {self.config}:\n{result.stderr or result.stdout}")
+
+    async def start_proxy(self) -> None:
+        digests = self.wanted() if self.tokens.tokens.loaded else frozenset()
+        self._write_map(digests)
+        self.proxy = await asyncio.create_subprocess_exec(
+            self.settings.haproxy, "-db", "-f", str(self.config), "-m", str(self.settings.memory_limit_mib))
+        deadline = time.monotonic() + START_TIMEOUT_SECONDS
+        while True:
+            try:
+                await asyncio.to_thread(self.api.command, "show info")
+                break
+            except RuntimeApiError:
+                if self.proxy.returncode is not None or time.monotonic() > deadline:
+                    raise ProxyError(f"HAProxy did not start (exit {self.proxy.returncode})") from None
+                await asyncio.sleep(0.05)
+        self.applied = digests
+        log.info("proxy started", extra={"event": "proxy_started", "pid": self.proxy.pid,
+                                         "accepted": len(digests)})
+
+    async def supervise(self) -> None:
+        """Restart HAProxy when it dies; raise ProxyError when it keeps dying."""
+        while True:
+            assert self.proxy is not None
+            code = await self.proxy.wait()
+            if self.draining:
+                return
+            now = time.monotonic()
+            self._restarts.append(now)
+            log.error("proxy exited; restarting", extra={"event": "proxy_exited", "exit_code": code})
+            if len(self._restarts) == MAX_RESTARTS and now - self._restarts[0] < RESTART_WINDOW_SECONDS:
+                raise ProxyError(f"HAProxy exited {MAX_RESTARTS} times within {RESTART_WINDOW_SECONDS:g} s")
+            await asyncio.sleep(min(0.2 * 2 ** (len(self._restarts) - 1), 5.0))
+            await self.start_proxy()
+
+    # readiness
+    async def problems(self) -> list[str]:
+        problems = []
+        if self.draining:
+            problems.append("draining")
+        if not self.tokens.tokens.loaded:
+            problems.append("tokens not loaded")
+        elif not self.applied:
+            problems.append("tokens not applied to the proxy")
+        if self.proxy is None or self.proxy.returncode is not None:
+            problems.append("proxy not running")
+        host, _, port = self.settings.upstream_url.removeprefix("http://").partition(":")
+        try:
+            status = await http_status(host, int(port or 80), HEARTBEAT_PATH, HEARTBEAT_TIMEOUT_SECONDS)
+            if status != 200:
+                problems.append(f"chroma heartbeat returned {status}")
+        except (OSError, TimeoutError):
+            problems.append("chroma heartbeat failed: unreachable or timed out")
+        return problems
+
+    async def flush_loop(self) -> None:
+        while True:
+            await asyncio.sleep(FLUSH_SECONDS)
+            self.access_log.flush()
+
+    async def drain(self) -> None:
+        self.draining = True
+        log.info("draining", extra={"event": "draining", "drain_seconds": self.settings.drain_seconds})
+        if self.proxy is None or self.proxy.returncode is not None:
+            return
+        self.proxy.send_signal(signal.SIGUSR1)  # soft stop: stop accepting now, finish what is in flight
+        try:
+            await asyncio.wait_for(self.proxy.wait(), self.settings.drain_seconds + 1)
+        except TimeoutError:
+            log.warning("drain timed out; stopping the proxy", extra={"event": "drain_timeout"})
+            self.proxy.kill()
+            await self.proxy.wait()
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        self.runtime_dir.mkdir(parents=True, exist_ok=True)
+        haproxy_config.write(self.settings, self.runtime_dir, self.ports, run_as_root=os.geteuid() == 0)
+        self.check_config()
+        transport, _ = await loop.create_datagram_endpoint(lambda: AccessLogReceiver(self.access_log),
+                                                           local_addr=("127.0.0.1", self.ports.access_log))
+        control = await ControlServer(self.problems, lambda: self.tokens.consecutive_failures).start(
+            self.ports.control)
+        await asyncio.to_thread(self.tokens.refresh)  # may fail: then nothing is accepted and readiness says why
+        await self.start_proxy()
+        background = [asyncio.create_task(coro) for coro in (self.token_loop(), self.flush_loop())]
+        supervised = asyncio.create_task(self.supervise())
+        stopped = asyncio.create_task(stop.wait())
+        try:
+            done, _ = await asyncio.wait({supervised, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if supervised in done and supervised.exception() is not None:
+                log.error("giving up", extra={"event": "proxy_failed", "error": str(supervised.exception())})
+                return 1
+            await self.drain()
+            return 0
+        finally:
+            for task in (*background, supervised, stopped):
+                task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ProxyError):
+                await asyncio.gather(*background, supervised, stopped, return_exceptions=True)
+            control.close()
+            transport.close()
+            self.access_log.flush()
+            log.info("gateway stopped", extra={"event": "stop"})
