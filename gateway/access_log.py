@@ -18,7 +18,7 @@ log = logging.getLogger("gateway.access")
 
 # HAProxy's termination state (first two characters of %ts) -> what happened, for the few worth naming.
 TERMINATIONS = {
-    "SC": "chroma unreachable", "sH": "upstream timeout", "SH": "chroma closed the connection",
+    "SC": "chroma is not reachable", "sH": "upstream timeout", "SH": "chroma closed the connection",
     "SD": "chroma closed the connection mid-response", "cR": "client timeout (headers)",
     "cD": "client timeout", "CD": "client disconnected", "CH": "client disconnected", "CR": "client disconnected",
     "PR": "refused by the gateway", "PH": "invalid response from chroma",

@@ -95,6 +95,8 @@ global
     log 127.0.0.1:{ports.access_log} len 8192 format raw local0
     stats socket {runtime_dir / ADMIN_SOCKET} mode 600 level admin
     maxconn {settings.max_connections}
+    # One thread: the task's CPUs belong to Chroma; one HAProxy thread serves far more requests than Chroma can.
+    nbthread 1
     tune.bufsize {BUFFER_BYTES}
     tune.maxrewrite {REWRITE_RESERVE_BYTES}
     hard-stop-after {_ms(settings.drain_seconds)}
@@ -153,6 +155,8 @@ frontend gateway
     default_backend chroma
 
 backend chroma
+    # Any idle connection to Chroma may carry any client's next request (Chroma keeps no per-connection state).
+    http-reuse always
     server chroma {upstream}
 
 backend control

@@ -127,7 +127,7 @@ class ChromaService(Construct):
         self.gateway = self.task_definition.add_container(
             GATEWAY_CONTAINER,
             image=ecs.ContainerImage.from_asset(str(GATEWAY_DIR), platform=platform,
-                                                exclude=["tests", "bench.py", "**/__pycache__", "*.pyc"]),
+                                                exclude=["tests", "bench.py", "floods.py", "**/__pycache__", "*.pyc"]),
             environment={
                 gw.ENV_PORT: str(GATEWAY_PORT),
                 gw.ENV_UPSTREAM_URL: f"http://{CHROMA_LISTEN_ADDRESS}:{CHROMA_PORT}",
