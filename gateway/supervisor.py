@@ -5,7 +5,7 @@
 - refreshes the token set every `token_refresh_seconds` (and when a grace period or a pending token's age runs
   out) and swaps HAProxy's token map atomically at run time: no reload, no connection dropped;
 - answers liveness and readiness (tokens loaded and applied, HAProxy running, Chroma's heartbeat);
-- turns HAProxy's access lines into the EMF access log;
+- turns HAProxy's access lines into the EMF access log (`gateway.access_log`, on its own thread);
 - on SIGTERM, drains: HAProxy stops accepting at once, finishes in-flight requests within `drain_seconds`.
 """
 
@@ -33,7 +33,6 @@ from gateway.tokens import TokenCache
 log = logging.getLogger("gateway")
 
 HEARTBEAT_TIMEOUT_SECONDS = 2.0
-FLUSH_SECONDS = 0.2
 MAX_RESTARTS = 5
 RESTART_WINDOW_SECONDS = 60.0
 START_TIMEOUT_SECONDS = 10.0
@@ -162,11 +161,6 @@ class Supervisor:
             problems.append("chroma heartbeat failed: unreachable or timed out")
         return problems
 
-    async def flush_loop(self) -> None:
-        while True:
-            await asyncio.sleep(FLUSH_SECONDS)
-            self.access_log.flush()
-
     async def drain(self) -> None:
         self.draining = True
         log.info("draining", extra={"event": "draining", "drain_seconds": self.settings.drain_seconds})
@@ -188,13 +182,13 @@ class Supervisor:
         self.runtime_dir.mkdir(parents=True, exist_ok=True)
         haproxy_config.write(self.settings, self.runtime_dir, self.ports, run_as_root=os.geteuid() == 0)
         self.check_config()
-        transport, _ = await loop.create_datagram_endpoint(lambda: AccessLogReceiver(self.access_log),
-                                                           local_addr=("127.0.0.1", self.ports.access_log))
+        access = AccessLogReceiver(self.access_log, self.ports.access_log)
+        access.start()
         control = await ControlServer(self.problems, lambda: self.tokens.consecutive_failures).start(
             self.ports.control)
         await asyncio.to_thread(self.tokens.refresh)  # may fail: then nothing is accepted and readiness says why
         await self.start_proxy()
-        background = [asyncio.create_task(coro) for coro in (self.token_loop(), self.flush_loop())]
+        background = [asyncio.create_task(self.token_loop())]
         supervised = asyncio.create_task(self.supervise())
         stopped = asyncio.create_task(stop.wait())
         try:
@@ -210,6 +204,5 @@ class Supervisor:
             with contextlib.suppress(asyncio.CancelledError, ProxyError):
                 await asyncio.gather(*background, supervised, stopped, return_exceptions=True)
             control.close()
-            transport.close()
-            self.access_log.flush()
+            access.stop()
             log.info("gateway stopped", extra={"event": "stop"})

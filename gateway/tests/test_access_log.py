@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import socket
+import time
 
 from gateway.access_log import AccessLogReceiver, parse
 from gateway.telemetry import AccessLog
@@ -33,8 +35,12 @@ def test_refusals_and_unparseable_requests_still_count() -> None:
 def test_receiver_writes_one_emf_line_per_access_line() -> None:
     out = io.StringIO()
     receiver = AccessLogReceiver(AccessLog("ChromaGateway", "test", stream=out))
-    receiver.datagram_received((QUERY + "\n").encode() + b"junk\n", ("127.0.0.1", 1))
-    receiver.access_log.flush()
+    port = receiver.port
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+        sender.sendto(QUERY.encode(), ("127.0.0.1", port))
+        sender.sendto(b"junk\n", ("127.0.0.1", port))
+    time.sleep(0.05)
+    receiver.stop()  # drains what is waiting
     [line] = [json.loads(text) for text in out.getvalue().splitlines()]
     assert line["Operation"] == "query" and line["Latency"] == 4.25 and line["Requests"] == 1
     assert line["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "ChromaGateway" and receiver.malformed == 1

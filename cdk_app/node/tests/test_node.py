@@ -90,3 +90,14 @@ def test_load_balancer_listeners_health_check_and_access_logs(synthesized: Synth
         "BlockPublicAcls": True, "BlockPublicPolicy": True, "IgnorePublicAcls": True, "RestrictPublicBuckets": True}
     assert bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"] == {
         "SSEAlgorithm": "AES256"}
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_gateway_has_a_read_only_root_and_a_task_volume_for_haproxy(synthesized: SynthesizedApp, env: str) -> None:
+    task = only(synthesized.template_json(env, "Compute"), "AWS::ECS::TaskDefinition")
+    gateway = container(task, "gateway")
+    assert gateway["ReadonlyRootFilesystem"] is True
+    assert gateway["MountPoints"] == [{"ContainerPath": "/run/gateway", "ReadOnly": False,
+                                       "SourceVolume": "gateway-run"}]
+    assert {"Name": "gateway-run"} in task["Properties"]["Volumes"]  # task storage, not EFS
+    assert {"Name": "GATEWAY_RUNTIME_DIR", "Value": "/run/gateway"} in gateway["Environment"]
