@@ -20,6 +20,13 @@ GATEWAY_PORT = gateway_settings.DEFAULT_PORT
 GATEWAY_READINESS_PATH = gateway_settings.READINESS_PATH
 # Seconds the gateway may take to drain in-flight requests after SIGTERM (ECS stop timeout).
 GATEWAY_STOP_TIMEOUT_SECONDS = 30
+# The node's writer lock (cdk_app/node/chroma_image/writer-lock.sh): a starting task waits for it at most the health
+# check grace minus this, the time left for Chroma to start and answer once it holds the lock.
+WRITER_LOCK_STARTUP_SECONDS = 30
+
+
+def writer_lock_wait_seconds(health_check_grace_seconds: int) -> int:
+    return health_check_grace_seconds - WRITER_LOCK_STARTUP_SECONDS
 
 # POSIX identity the EFS access point forces on every file operation of a Chroma node.
 EFS_POSIX_UID = 1000

@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
+from cdk_app.constants import GATEWAY_STOP_TIMEOUT_SECONDS, WRITER_LOCK_STARTUP_SECONDS
 from cdk_app.log_retention import RETENTION_DAYS
 
 if TYPE_CHECKING:
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
 PROTECTED_ENVIRONMENTS = frozenset({"staging", "prod"})
 # Environments whose stateful stack must have termination protection.
 TERMINATION_PROTECTED_ENVIRONMENTS = frozenset({"prod"})
+
+# The writer lock wait (the grace minus the time Chroma needs to start) must outlast the old task's stop timeout.
+MIN_HEALTH_CHECK_GRACE_SECONDS = GATEWAY_STOP_TIMEOUT_SECONDS + WRITER_LOCK_STARTUP_SECONDS
 
 # Valid Fargate CPU units -> allowed memory (MiB) values.
 FARGATE_SIZES: dict[int, tuple[int, ...]] = {
@@ -123,9 +127,11 @@ def _task(c: EnvironmentConfig) -> Iterator[str]:
                        f"with task.cpu = {t.cpu} Fargate allows {_describe_sizes(FARGATE_SIZES[t.cpu])} MiB")
     if not 5 <= t.upstream_timeout_seconds <= 3600:
         yield _problem("task.upstream_timeout_seconds", t.upstream_timeout_seconds, "use 5 to 3600 seconds")
-    if not 0 <= t.health_check_grace_seconds <= 300:
+    if not MIN_HEALTH_CHECK_GRACE_SECONDS <= t.health_check_grace_seconds <= 300:
         yield _problem("task.health_check_grace_seconds", t.health_check_grace_seconds,
-                       "use 0 to 300 seconds (the most an ECS container health check start period allows)")
+                       f"use {MIN_HEALTH_CHECK_GRACE_SECONDS} to 300 seconds: a new task may wait for the old task's "
+                       f"Chroma to stop ({GATEWAY_STOP_TIMEOUT_SECONDS} s) before it takes the writer lock, and 300 is "
+                       "the most an ECS container health check start period allows")
     yield from _retention("task.log_retention_days", t.log_retention_days)
 
 

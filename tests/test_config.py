@@ -157,3 +157,10 @@ def test_app_reports_a_bad_selection_without_a_stack_trace() -> None:
     # Our own lines only: jsii may print a banner of its own (an old Node) that is not ours to assert on.
     ours = [line for line in result.stderr.splitlines() if line.startswith(("error:", "Traceback"))]
     assert ours == ["error: context environments: unknown environment(s) 'qa'; known: dev, staging, prod"]
+
+
+def test_health_check_grace_must_cover_the_writer_lock_wait() -> None:
+    assert problems_of(DEV, task=TaskConfig(cpu=1024, memory_mib=2048, health_check_grace_seconds=45)) == [
+        "task.health_check_grace_seconds = 45: use 60 to 300 seconds: a new task may wait for the old task's "
+        "Chroma to stop (30 s) before it takes the writer lock, and 300 is the most an ECS container health check "
+        "start period allows"]

@@ -29,6 +29,7 @@ from cdk_app.constants import (
     GATEWAY_PORT,
     GATEWAY_STOP_TIMEOUT_SECONDS,
     log_group_name,
+    writer_lock_wait_seconds,
 )
 from cdk_app.constructs.stateful import pin_logical_id
 from cdk_app.log_retention import retention
@@ -115,6 +116,8 @@ class ChromaService(Construct):
                 "CHROMA_LISTEN_ADDRESS": CHROMA_LISTEN_ADDRESS,
                 "CHROMA_PORT": str(CHROMA_PORT),
                 "CHROMA_PERSIST_PATH": CHROMA_DATA_PATH,
+                # The image's entrypoint waits this long for the directory's writer lock, then gives up.
+                "WRITER_LOCK_WAIT_SECONDS": str(writer_lock_wait_seconds(config.task.health_check_grace_seconds)),
             },
             essential=True,
             logging=ecs.LogDrivers.aws_logs(stream_prefix=CHROMA_CONTAINER, log_group=self.log_group),

@@ -101,3 +101,15 @@ def test_gateway_has_a_read_only_root_and_a_task_volume_for_haproxy(synthesized:
                                        "SourceVolume": "gateway-run"}]
     assert {"Name": "gateway-run"} in task["Properties"]["Volumes"]  # task storage, not EFS
     assert {"Name": "GATEWAY_RUNTIME_DIR", "Value": "/run/gateway"} in gateway["Environment"]
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_chroma_starts_through_the_writer_lock_within_the_grace(synthesized: SynthesizedApp, env: str) -> None:
+    task = only(synthesized.template_json(env, "Compute"), "AWS::ECS::TaskDefinition")
+    chroma = container(task, "chroma")
+    wait = int(next(e["Value"] for e in chroma["Environment"] if e["Name"] == "WRITER_LOCK_WAIT_SECONDS"))
+    grace = ENVIRONMENTS[env].task.health_check_grace_seconds
+    assert 30 <= wait < grace  # outlasts the old task's 30 s stop timeout, and ends before health checks count
+    dockerfile = (REPO / "cdk_app" / "node" / "chroma_image" / "Dockerfile").read_text()
+    assert 'ENTRYPOINT ["dumb-init", "--", "/usr/local/bin/chroma-node"]' in dockerfile
+    assert "COPY --chmod=755 writer-lock.sh /usr/local/bin/chroma-node" in dockerfile
