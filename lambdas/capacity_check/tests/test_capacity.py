@@ -161,3 +161,19 @@ def test_settings_refuse_a_missing_or_zero_budget_by_name() -> None:
 def test_missing_file_system_publishes_nothing(aws: dict[str, Any], capsys: pytest.CaptureFixture[str]) -> None:
     assert handler.check(settings("fs-00000000"), aws["efs"], aws["cloudwatch"], NOW) is None
     assert '"_aws"' not in capsys.readouterr().out
+
+
+def test_a_burst_after_flat_weeks_projects_from_the_last_day() -> None:
+    """60 GiB written in six hours after two flat weeks: the 14-day line alone said ~100 days until full."""
+    flat = [(NOW - timedelta(hours=h), 10 * GIB) for h in range(14 * 24, 6, -1)]
+    burst = [(NOW - timedelta(hours=h), (10 + 10 * (6 - h)) * GIB) for h in range(6, -1, -1)]
+    history = flat + burst
+    long_only = (200 * GIB - 70 * GIB) / (growth_per_day(history) or 1.0)
+    assert long_only > 30
+    report = assess(70 * GIB, history, budget_gib=200, task_memory_mib=8192)
+    # The last day's line (18 flat hours, then the burst) gives ~3 days: under the 14-day alarm threshold.
+    assert report.days_until_full is not None and report.days_until_full < 7
+    assert report.growth_bytes_per_day is not None and report.growth_bytes_per_day > 30 * GIB
+    # Steady growth: both lines agree, and the projection is the plain one.
+    steady = assess(85 * GIB, daily(71, 2, 7), budget_gib=100, task_memory_mib=8192)
+    assert steady.days_until_full == pytest.approx(7.5, rel=1e-3)
