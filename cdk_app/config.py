@@ -123,6 +123,9 @@ class AlarmConfig:
     cpu_percent: int = 80
     efs_io_limit_percent: int = 90
     rotation_overdue_margin_days: int = 2
+    # The restart automation does nothing (and raises restart-suppressed instead) within this long of the service's
+    # last deployment: a working set that really is too big must be resized, not restarted in a loop.
+    restart_cooldown_minutes: int = 60
     # (alarm id, automation): an alarm entering ALARM starts that automation.
     automations: tuple[tuple[str, Automation], ...] = ()
 

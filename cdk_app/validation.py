@@ -240,6 +240,9 @@ def _alarms(c: EnvironmentConfig) -> Iterator[str]:
                  "rotation_overdue_margin_days"):
         if getattr(a, name) < 1:
             yield _problem(f"alarms.{name}", getattr(a, name), "use a positive number")
+    if not 5 <= a.restart_cooldown_minutes <= 1440:
+        yield _problem("alarms.restart_cooldown_minutes", a.restart_cooldown_minutes,
+                       "use 5 to 1440 minutes (longer than one restart, at most a day)")
     operations = [op for op, _ in a.operation_p99_ms]
     for op, ms in a.operation_p99_ms:
         if op not in OPERATIONS or operations.count(op) > 1:

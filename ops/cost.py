@@ -23,6 +23,9 @@ CASE_STUDY = (("ECS Fargate (2 tasks, 4 vCPU / 8 GB, x86)", 280.0), ("Applicatio
               ("EFS storage (100 GB)", 30.0), ("NAT gateway", 45.0))
 CASE_STUDY_TOTAL = 380.0
 TOKEN_AGE_METRICS = 1  # DaysSinceRotation
+# The data key (Storage stack) and the flow-log key (Network stack).
+CUSTOMER_MANAGED_KEYS = 2
+RESTART_METRICS = 1  # RestartSuppressed (cdk_app/observability/restart_guard.py)
 # Secrets Manager calls per gateway refresh: one DescribeSecret (values are fetched once per new version).
 CALLS_PER_TOKEN_REFRESH = 1
 
@@ -89,7 +92,7 @@ def alarm_count(config: EnvironmentConfig) -> int:
 
 def custom_metric_count() -> int:
     gateway = len(GATEWAY_METRICS) * (len(OPERATIONS) + 1)  # per operation, and per environment
-    return gateway + len(CAPACITY_METRICS) + len(STEP_METRICS) * len(STEPS) + TOKEN_AGE_METRICS
+    return gateway + len(CAPACITY_METRICS) + len(STEP_METRICS) * len(STEPS) + TOKEN_AGE_METRICS + RESTART_METRICS
 
 
 def estimate(config: EnvironmentConfig, usage: Usage, prices: dict[str, Any] | None = None) -> CostReport:
@@ -134,7 +137,8 @@ def estimate(config: EnvironmentConfig, usage: Usage, prices: dict[str, Any] | N
     calls = CALLS_PER_TOKEN_REFRESH * hours * 3600 / refresh + hours  # gateway refreshes + hourly token age check
     add(Line("Secrets Manager", f"1 secret, ~{calls / 1000:,.0f}k API calls (gateway refresh every {refresh:g} s)",
              p["secrets_manager"]["secret_month"] + calls / 10_000 * p["secrets_manager"]["per_10k_calls"]))
-    add(Line("KMS", "1 customer-managed key", p["kms"]["key_month"]))
+    add(Line("KMS", f"{CUSTOMER_MANAGED_KEYS} customer-managed keys (data, flow logs)",
+             CUSTOMER_MANAGED_KEYS * p["kms"]["key_month"]))
     for line in report.lines:
         line.monthly_usd = round(line.monthly_usd, 2)
     return report

@@ -32,6 +32,7 @@ def test_every_environment_synthesizes_with_no_unacknowledged_nag_finding(synthe
         ("AwsSolutions-S1", "Compute/LoadBalancer/AccessLogs/Resource"),
         ("AwsSolutions-IAM4", "Compute/TokenRotation/Function/Function/ServiceRole/Resource"),
         ("AwsSolutions-IAM5", "Compute/TokenRotation/Function/Function/ServiceRole/DefaultPolicy/Resource"),
+        ("AwsSolutions-IAM5", "Observability/Remediation/RestartRole/DefaultPolicy/Resource"),
         *((rule, f"Observability/{check}/Function/Function/ServiceRole/{resource}")
           for check in ("CapacityCheck", "TokenAgeCheck")
           for rule, resource in (("AwsSolutions-IAM4", "Resource"), ("AwsSolutions-IAM5", "DefaultPolicy/Resource"))),

@@ -23,6 +23,7 @@ ALARM_RUNBOOKS: dict[str, str] = {
     "capacity-check-failed": "monitoring-function-failed",
     "token-age-check-failed": "monitoring-function-failed",
     "chroma-unavailable": "chroma-unavailable",
+    "restart-suppressed": "restart-suppressed",
 }
 
 

@@ -8,6 +8,7 @@ Each document runs as its own least-privilege role; operators can start them by 
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import aws_cdk as cdk
@@ -20,6 +21,11 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from cdk_app.config import Automation, EnvironmentConfig
+from cdk_app.nag import acknowledge
+from cdk_app.observability import restart_guard
+
+# The cooldown step's code: restart_guard.py itself, so the tested function is the deployed one.
+GUARD_SOURCE = Path(restart_guard.__file__).read_text()
 
 SSM_PRINCIPAL = "ssm.amazonaws.com"
 
@@ -36,6 +42,14 @@ class Remediation(Construct):
                                 description=f"{prefix}: restart the Chroma service (new deployment)")
         restart_role.add_to_policy(iam.PolicyStatement(
             actions=["ecs:UpdateService", "ecs:DescribeServices"], resources=[service.service_arn]))
+        # The cooldown step publishes RestartSuppressed; PutMetricData has no resources, only this namespace.
+        restart_role.add_to_policy(iam.PolicyStatement(
+            actions=["cloudwatch:PutMetricData"], resources=["*"],
+            conditions={"StringEquals": {"cloudwatch:namespace": restart_guard.SUPPRESSED_NAMESPACE}}))
+        acknowledge(restart_role, {
+            "AwsSolutions-IAM5[Resource::*]": "cloudwatch:PutMetricData has no resource-level permissions; the "
+                                              "statement is limited to the ChromaRemediation namespace.",
+        })
         backup_role = iam.Role(self, "BackupRole", assumed_by=iam.ServicePrincipal(SSM_PRINCIPAL),
                                description=f"{prefix}: take an on-demand backup of the Chroma file system")
         backup_role.add_to_policy(iam.PolicyStatement(actions=["backup:StartBackupJob"], resources=[vault_arn]))
@@ -48,7 +62,8 @@ class Remediation(Construct):
         self.documents: dict[Automation, tuple[ssm.CfnDocument, iam.Role]] = {
             Automation.RESTART_SERVICE: (self._document("RestartService", f"{prefix}-restart-service", _restart({
                 "AutomationAssumeRole": restart_role.role_arn, "ClusterName": cluster.cluster_name,
-                "ServiceName": service.service_name})), restart_role),
+                "ServiceName": service.service_name,
+                "CooldownMinutes": str(config.alarms.restart_cooldown_minutes)}, config.name)), restart_role),
             Automation.BACKUP_NOW: (self._document("BackupNow", f"{prefix}-backup-now", _backup({
                 "AutomationAssumeRole": backup_role.role_arn, "BackupVaultName": vault_name,
                 "FileSystemArn": file_system.file_system_arn, "BackupRoleArn": backup_role_arn})), backup_role),
@@ -91,6 +106,7 @@ _DESCRIPTIONS = {
     "ClusterName": "ECS cluster", "ServiceName": "ECS service",
     "BackupVaultName": "AWS Backup vault", "FileSystemArn": "EFS file system ARN",
     "BackupRoleArn": "Role AWS Backup uses to read the file system",
+    "CooldownMinutes": "No restart within this many minutes of the service's last deployment",
 }
 
 
@@ -103,9 +119,21 @@ def _automation(description: str, defaults: dict[str, str], steps: list[dict[str
             "parameters": parameters, "mainSteps": steps, **extra}
 
 
-def _restart(defaults: dict[str, str]) -> dict[str, Any]:
+def _restart(defaults: dict[str, str], environment: str) -> dict[str, Any]:
     return _automation(
-        "Restart the Chroma service with a new deployment (old task stops first: one writer).", defaults, [
+        "Restart the Chroma service with a new deployment (old task stops first: one writer), unless it was "
+        "deployed within the cooldown: then publish RestartSuppressed and do nothing.", defaults, [
+            {"name": "CheckCooldown", "action": "aws:executeScript",
+             "inputs": {"Runtime": "python3.11", "Handler": restart_guard.HANDLER,
+                        "Script": GUARD_SOURCE,
+                        "InputPayload": {"ClusterName": "{{ ClusterName }}", "ServiceName": "{{ ServiceName }}",
+                                         "CooldownMinutes": "{{ CooldownMinutes }}", "Environment": environment}},
+             "outputs": [{"Name": "Restart", "Selector": "$.Payload.restart", "Type": "Boolean"},
+                         {"Name": "Reason", "Selector": "$.Payload.reason", "Type": "String"}]},
+            {"name": "RestartAllowed", "action": "aws:branch",
+             "inputs": {"Choices": [{"NextStep": "ForceNewDeployment", "Variable": "{{ CheckCooldown.Restart }}",
+                                     "BooleanEquals": True}],
+                        "Default": "Suppressed"}},
             {"name": "ForceNewDeployment", "action": "aws:executeAwsApi",
              "inputs": {"Service": "ecs", "Api": "UpdateService", "cluster": "{{ ClusterName }}",
                         "service": "{{ ServiceName }}", "forceNewDeployment": True}},
@@ -113,8 +141,9 @@ def _restart(defaults: dict[str, str]) -> dict[str, Any]:
              "inputs": {"Service": "ecs", "Api": "DescribeServices", "cluster": "{{ ClusterName }}",
                         "services": ["{{ ServiceName }}"],
                         "PropertySelector": "$.services[0].deployments[0].rolloutState",
-                        "DesiredValues": ["COMPLETED"]}},
-        ])
+                        "DesiredValues": ["COMPLETED"]}, "isEnd": True},
+            {"name": "Suppressed", "action": "aws:sleep", "inputs": {"Duration": "PT0S"}, "isEnd": True},
+        ], outputs=["CheckCooldown.Reason"])
 
 
 def _backup(defaults: dict[str, str]) -> dict[str, Any]:

@@ -85,6 +85,10 @@ class ServiceAlarms(Construct):
                                           "The EFS capacity check failed: capacity alarms are blind until it works."),
             "token-age-check-failed": Rule(token_age_errors, 1, GREATER_OR_EQUAL, 1,
                                            "The token age check failed: the rotation-overdue alarm is blind."),
+            "restart-suppressed": Rule(metrics.restarts_suppressed(), 1, GREATER_OR_EQUAL, 1,
+                                       f"The restart automation was started again within "
+                                       f"{a.restart_cooldown_minutes} minutes of the last deployment and did not "
+                                       "restart: the working set does not fit the task. Resize."),
         }
         for operation, p99_ms in a.operation_p99_ms:
             rules[latency_alarm_id(operation)] = Rule(

@@ -9,6 +9,7 @@ from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 
+from cdk_app.observability import restart_guard
 from gateway.settings import DEFAULT_METRICS_NAMESPACE as GATEWAY_NAMESPACE
 from lambdas.capacity_check.function import settings as capacity_function
 from lambdas.token_age_check.function import settings as token_age_function
@@ -90,6 +91,12 @@ class ServiceMetrics:
                                  dimensions_map={"Environment": self.environment,
                                                  "service": capacity_function.service_name(self.environment)},
                                  period=self.check_period, statistic=statistic)
+
+    def restarts_suppressed(self) -> cloudwatch.IMetric:
+        return cloudwatch.Metric(namespace=restart_guard.SUPPRESSED_NAMESPACE,
+                                 metric_name=restart_guard.SUPPRESSED_METRIC,
+                                 dimensions_map={"Environment": self.environment}, period=FIVE_MINUTES,
+                                 statistic="Sum")
 
     def days_since_rotation(self) -> cloudwatch.IMetric:
         return cloudwatch.Metric(namespace=token_age_function.METRICS_NAMESPACE, metric_name="DaysSinceRotation",

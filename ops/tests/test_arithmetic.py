@@ -70,7 +70,7 @@ def test_dev_cost_by_hand() -> None:
     assert lines["NAT gateway"] == round(730 * 0.045 + 10 * 0.045, 2)
     assert "VPC interface endpoints" not in lines  # dev uses NAT only
     assert lines["EFS storage (Standard)"] == 20 * 0.30  # the 20 GiB budget
-    assert lines["KMS"] == 1.0
+    assert lines["KMS"] == 2.0  # the data key and the flow-log key
     assert report.total == pytest.approx(sum(lines.values()), abs=0.01)
 
 
@@ -81,8 +81,8 @@ def test_prod_pays_for_endpoints_in_every_zone_instead_of_nat() -> None:
 
 
 def test_cost_counts_alarms_and_metrics_from_the_code() -> None:
-    assert cost.alarm_count(PROD) == 21  # 16 metric alarms + 4 latency alarms + the composite
-    assert cost.custom_metric_count() == 5 * (13 + 1) + 5 + 12 + 1  # gateway: 13 operations + the total
+    assert cost.alarm_count(PROD) == 22  # 17 metric alarms + 4 latency alarms + the composite
+    assert cost.custom_metric_count() == 5 * (13 + 1) + 5 + 12 + 1 + 1  # gateway: 13 operations + the total
 
 
 def test_cost_rejects_negative_usage_and_other_regions() -> None:

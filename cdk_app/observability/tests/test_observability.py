@@ -145,8 +145,18 @@ def test_automations_run_documents_with_least_privilege_roles(synthesized: Synth
     documents = {d["Properties"]["Name"]: d["Properties"] for d in resources(template, "AWS::SSM::Document").values()}
     assert set(documents) == {f"chroma-{env}-restart-service", f"chroma-{env}-backup-now"}
     restart = documents[f"chroma-{env}-restart-service"]["Content"]
-    assert restart["mainSteps"][0]["inputs"]["Api"] == "UpdateService"
-    assert restart["mainSteps"][0]["inputs"]["forceNewDeployment"] is True
+    steps = {step["name"]: step for step in restart["mainSteps"]}
+    assert [step["name"] for step in restart["mainSteps"]] == [
+        "CheckCooldown", "RestartAllowed", "ForceNewDeployment", "WaitForDeployment", "Suppressed"]
+    # The brake runs first; only its "restart" answer reaches the restart; otherwise the document ends.
+    assert steps["CheckCooldown"]["inputs"]["Script"] == (REPO / "cdk_app/observability/restart_guard.py").read_text()
+    assert steps["CheckCooldown"]["inputs"]["InputPayload"]["Environment"] == env
+    assert steps["RestartAllowed"]["inputs"] == {"Choices": [{
+        "NextStep": "ForceNewDeployment", "Variable": "{{ CheckCooldown.Restart }}", "BooleanEquals": True}],
+        "Default": "Suppressed"}
+    assert steps["ForceNewDeployment"]["inputs"]["Api"] == "UpdateService"
+    assert steps["ForceNewDeployment"]["inputs"]["forceNewDeployment"] is True
+    assert restart["parameters"]["CooldownMinutes"]["default"] == str(config.alarms.restart_cooldown_minutes)
     backup = documents[f"chroma-{env}-backup-now"]["Content"]
     assert backup["mainSteps"][0]["inputs"]["Api"] == "StartBackupJob"
     # Runnable by hand with no parameters: every one defaults to this environment's resources.
@@ -174,9 +184,11 @@ def test_automations_run_documents_with_least_privilege_roles(synthesized: Synth
         assert alarm_id in found
     policies = {next(iter(r["Properties"]["Roles"][0].values())): r["Properties"]["PolicyDocument"]["Statement"]
                 for r in resources(template, "AWS::IAM::Policy").values()}
-    [restart] = next(v for k, v in policies.items() if k.startswith("RemediationRestartRole"))
-    assert restart["Action"] == ["ecs:DescribeServices", "ecs:UpdateService"]
-    assert "ChromaServiceA3FE004D" in json.dumps(restart["Resource"])  # this service only
+    restart_policy, metric_policy = next(v for k, v in policies.items() if k.startswith("RemediationRestartRole"))
+    assert restart_policy["Action"] == ["ecs:DescribeServices", "ecs:UpdateService"]
+    assert "ChromaServiceA3FE004D" in json.dumps(restart_policy["Resource"])  # this service only
+    assert metric_policy["Action"] == "cloudwatch:PutMetricData"
+    assert metric_policy["Condition"] == {"StringEquals": {"cloudwatch:namespace": "ChromaRemediation"}}
     backup_role = next(v for k, v in policies.items() if k.startswith("RemediationBackupRole"))
     assert {json.dumps(s["Action"]) for s in backup_role} == {'"backup:StartBackupJob"', '"iam:PassRole"'}
     pass_role = next(s for s in backup_role if s["Action"] == "iam:PassRole")
