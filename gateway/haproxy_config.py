@@ -11,7 +11,6 @@ No raw token ever becomes configuration syntax: only hex digests are written to 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from http import HTTPStatus
 from pathlib import Path
 
@@ -37,14 +36,6 @@ AUTH_HINT = "send 'Authorization: Bearer <token>' or 'X-Chroma-Token: <token>'"
 def error_body(error: str, message: str) -> str:
     """Errors shaped like Chroma's own ({"error": name, "message": text}), so its clients raise them cleanly."""
     return json.dumps({"error": error, "message": message})
-
-
-@dataclass(frozen=True)
-class Ports:
-    """Loopback ports of the gateway's own control plane: readiness/liveness (HTTP) and the access log (UDP)."""
-
-    control: int
-    access_log: int
 
 
 def _errorfile(status: int, error: str, message: str, retry_after: bool = False) -> str:
@@ -83,7 +74,7 @@ def _return(status: int, error: str, message: str) -> str:
     return f'http-request return status {status} content-type application/json string "{body}"'
 
 
-def render(settings: Settings, runtime_dir: Path, ports: Ports, run_as_root: bool) -> str:
+def render(settings: Settings, runtime_dir: Path, run_as_root: bool) -> str:
     """The configuration text; error files referenced by it are written by `write`."""
     upstream = settings.upstream_url.removeprefix("http://")
     errors = runtime_dir / ERRORS_DIR
@@ -92,7 +83,7 @@ def render(settings: Settings, runtime_dir: Path, ports: Ports, run_as_root: boo
     errorfiles = "".join(f"    errorfile {status} {errors / f'{status}.http'}\n" for status in error_files(settings))
     return f"""# Rendered by gateway/haproxy_config.py at start: edit that file, not this one.
 global
-    log 127.0.0.1:{ports.access_log} len 8192 format raw local0
+    log 127.0.0.1:{settings.access_log_port} len 8192 format raw local0
     stats socket {runtime_dir / ADMIN_SOCKET} mode 600 level admin
     maxconn {settings.max_connections}
     # One thread: the task's CPUs belong to Chroma; one HAProxy thread serves far more requests than Chroma can.
@@ -161,16 +152,16 @@ backend chroma
 
 backend control
     timeout server 5s
-    server control 127.0.0.1:{ports.control}
+    server control 127.0.0.1:{settings.control_port}
 """
 
 
-def write(settings: Settings, runtime_dir: Path, ports: Ports, run_as_root: bool) -> Path:
+def write(settings: Settings, runtime_dir: Path, run_as_root: bool) -> Path:
     """Write the configuration, its error files and an empty token map (nothing is accepted until tokens load)."""
     (runtime_dir / ERRORS_DIR).mkdir(parents=True, exist_ok=True)
     for status, content in error_files(settings).items():
         (runtime_dir / ERRORS_DIR / f"{status}.http").write_text(content)
     (runtime_dir / TOKENS_MAP).write_text("")
     config = runtime_dir / CONFIG_FILE
-    config.write_text(render(settings, runtime_dir, ports, run_as_root))
+    config.write_text(render(settings, runtime_dir, run_as_root))
     return config

@@ -68,22 +68,24 @@ def wait_until(url: str, process: subprocess.Popen[bytes], timeout: float, what:
     raise TimeoutError(f"{what} not ready at {url} after {timeout} s:\n{log_path.read_text(errors='replace')}")
 
 
-def _chroma_binary() -> str:
+def chroma_binary() -> str:
     candidate = Path(sys.executable).parent / "chroma"
     return str(candidate) if candidate.exists() else "chroma"
 
 
 @contextlib.contextmanager
-def chroma_server(data_dir: Path, port: int | None = None, timeout: float = 60.0) -> Iterator[Server]:
-    """`chroma run CONFIG` on loopback with its data in data_dir, like the task runs it."""
+def chroma_server(data_dir: Path, port: int | None = None, timeout: float = 60.0,
+                  extra_config: str = "") -> Iterator[Server]:
+    """`chroma run CONFIG` on loopback with its data in data_dir, like the task runs it; `extra_config` is more
+    YAML for Chroma's config file."""
     port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     config = data_dir.parent / f"chroma-{port}.yaml"
-    config.write_text(f'listen_address: "{LOOPBACK}"\nport: {port}\npersist_path: "{data_dir}"\n')
+    config.write_text(f'listen_address: "{LOOPBACK}"\nport: {port}\npersist_path: "{data_dir}"\n{extra_config}')
     log_path = data_dir.parent / f"chroma-{port}.log"
     env = {k: v for k, v in os.environ.items() if not k.startswith("CHROMA_")}
     with log_path.open("wb") as log_file:
-        process = subprocess.Popen([_chroma_binary(), "run", str(config)], stdout=log_file,
+        process = subprocess.Popen([chroma_binary(), "run", str(config)], stdout=log_file,
                                    stderr=subprocess.STDOUT, env=env)
     server = Server(process, port, log_path)
     try:

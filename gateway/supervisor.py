@@ -48,9 +48,11 @@ class Supervisor:
         self.tokens = tokens
         self.access_log = access_log
         self.runtime_dir = Path(settings.runtime_dir or tempfile.mkdtemp(prefix="gateway-"))
-        self.ports = haproxy_config.Ports(control=settings.control_port, access_log=settings.access_log_port)
         self.api = RuntimeApi(self.runtime_dir / haproxy_config.ADMIN_SOCKET)
         self.config = self.runtime_dir / haproxy_config.CONFIG_FILE
+        self.tokens_map = self.runtime_dir / haproxy_config.TOKENS_MAP
+        host, _, port = settings.upstream_url.removeprefix("http://").partition(":")
+        self.upstream = (host, int(port or 80))
         self.proxy: asyncio.subprocess.Process | None = None
         self.applied: frozenset[str] | None = None  # digests HAProxy holds now
         self.draining = False
@@ -61,41 +63,36 @@ class Supervisor:
         return frozenset(digest(token) for token in self.tokens.tokens.active(time.time()))
 
     def _write_map(self, digests: frozenset[str]) -> None:
-        path = self.runtime_dir / haproxy_config.TOKENS_MAP
-        staging = path.with_suffix(".tmp")
+        staging = self.tokens_map.with_suffix(".tmp")
         staging.write_text("".join(f"{entry} 1\n" for entry in sorted(digests)))
-        staging.replace(path)
+        staging.replace(self.tokens_map)
 
     def apply_tokens(self) -> None:
         """Swap HAProxy's token map if the accepted set changed; the map file follows, for a restarted HAProxy."""
         wanted = self.wanted()
         if wanted == self.applied or self.proxy is None or self.proxy.returncode is not None:
             return
-        map_file = self.runtime_dir / haproxy_config.TOKENS_MAP
         self._write_map(wanted)
-        self.api.replace_map(map_file, wanted)
+        self.api.replace_map(self.tokens_map, wanted)
         self.applied = wanted
         log.info("token set applied", extra={"event": "tokens_applied", "accepted": len(wanted)})
 
-    async def refresh_tokens(self) -> None:
-        await asyncio.to_thread(self.tokens.refresh)
-        try:
-            await asyncio.to_thread(self.apply_tokens)
-        except RuntimeApiError as error:
-            log.error("could not apply the token set; will retry", extra={"event": "tokens_apply_failed",
-                                                                          "error": str(error)})
-
     async def token_loop(self) -> None:
+        """Refresh every token_refresh_seconds; re-apply at once when a grace period or a pending token's age ends.
+        A failed apply is logged and retried on the next turn: the loop itself never stops."""
         while True:
             interval = self.settings.token_refresh_seconds
             change = self.tokens.tokens.next_change(time.time())
             if change is not None:
                 interval = min(interval, max(change - time.time(), 0.0) + 0.01)
             await asyncio.sleep(interval)
-            if change is not None and time.time() >= change:
-                await asyncio.to_thread(self.apply_tokens)  # a grace period or a pending token's age ran out
-            else:
-                await self.refresh_tokens()
+            if change is None or time.time() < change:
+                await asyncio.to_thread(self.tokens.refresh)
+            try:
+                await asyncio.to_thread(self.apply_tokens)
+            except RuntimeApiError as error:
+                log.error("could not apply the token set; will retry", extra={"event": "tokens_apply_failed",
+                                                                              "error": str(error)})
 
     # the proxy
     def check_config(self) -> None:
@@ -152,9 +149,8 @@ class Supervisor:
             problems.append("tokens not applied to the proxy")
         if self.proxy is None or self.proxy.returncode is not None:
             problems.append("proxy not running")
-        host, _, port = self.settings.upstream_url.removeprefix("http://").partition(":")
         try:
-            status = await http_status(host, int(port or 80), HEARTBEAT_PATH, HEARTBEAT_TIMEOUT_SECONDS)
+            status = await http_status(*self.upstream, HEARTBEAT_PATH, HEARTBEAT_TIMEOUT_SECONDS)
             if status != 200:
                 problems.append(f"chroma heartbeat returned {status}")
         except (OSError, TimeoutError):
@@ -180,12 +176,12 @@ class Supervisor:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, stop.set)
         self.runtime_dir.mkdir(parents=True, exist_ok=True)
-        haproxy_config.write(self.settings, self.runtime_dir, self.ports, run_as_root=os.geteuid() == 0)
+        haproxy_config.write(self.settings, self.runtime_dir, run_as_root=os.geteuid() == 0)
         self.check_config()
-        access = AccessLogReceiver(self.access_log, self.ports.access_log)
+        access = AccessLogReceiver(self.access_log, self.settings.access_log_port)
         access.start()
         control = await ControlServer(self.problems, lambda: self.tokens.consecutive_failures).start(
-            self.ports.control)
+            self.settings.control_port)
         await asyncio.to_thread(self.tokens.refresh)  # may fail: then nothing is accepted and readiness says why
         await self.start_proxy()
         background = [asyncio.create_task(self.token_loop())]

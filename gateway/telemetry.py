@@ -65,7 +65,7 @@ class AccessLog:
             f'"AuthFailures":{int(record.auth_failure)}{error}}}')
 
     def flush(self) -> None:
-        """Written in batches (the server flushes a few times a second and at shutdown): cheaper per request."""
+        """Written in batches (gateway.access_log flushes after each drain and at shutdown): cheaper per request."""
         if self._buffer:
             lines, self._buffer = self._buffer, []
             self._stream.write("\n".join(lines) + "\n")

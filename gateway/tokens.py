@@ -6,10 +6,8 @@ after one), a file, or a fixed list. A refresh that fails keeps the last good se
 
 from __future__ import annotations
 
-import hmac
 import logging
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -54,14 +52,6 @@ class TokenSet:
         ends = [t for t, token in ((self.previous_valid_until, self.previous), (self.pending_valid_until, self.pending))
                 if token and now < t < float("inf")]
         return min(ends, default=None)
-
-    def accepts(self, candidate: str, now: float) -> bool:
-        # Compare against every active token, always, so timing says nothing about which one (if any) matched.
-        encoded = candidate.encode("ascii", "replace")
-        matched = False
-        for token in self.active(now):
-            matched |= hmac.compare_digest(encoded, token.encode("ascii", "replace"))
-        return matched
 
     @property
     def loaded(self) -> bool:
@@ -167,7 +157,6 @@ class TokenCache:
     """The last good token set, plus what the last refresh said, for readiness and metrics."""
 
     source: TokenSource
-    clock: Callable[[], float] = time.time
     tokens: TokenSet = field(default_factory=TokenSet)
     last_error: str | None = None
     consecutive_failures: int = 0
@@ -191,6 +180,3 @@ class TokenCache:
                                                   "pending": tokens.pending is not None,
                                                   "previous": tokens.previous is not None})
         return True
-
-    def accepts(self, candidate: str) -> bool:
-        return self.tokens.accepts(candidate, self.clock())

@@ -12,47 +12,24 @@ capacity bounded memory, RSS with capacity 1 would stay near one collection's in
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import chromadb
 from chromadb.config import Settings
 
-from gateway.local import LOOPBACK, Server, free_port, wait_until
+from gateway.floods import resident_bytes
+from gateway.local import LOOPBACK, chroma_server
 
 BATCH = 5_000
 
 
-def rss_mib(pid: int) -> int:
-    line = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("VmRSS:"))
-    return int(line.split()[1]) // 1024
-
-
-@contextmanager
-def server(data: Path, capacity: str) -> Iterator[Server]:
-    import subprocess
-    import sys
-
-    port = free_port()
-    cache = ("" if capacity == "default" else
-             f"segment_manager:\n  hnsw_index_pool_cache_config:\n    memory:\n      capacity: {int(capacity)}\n")
-    config = data.parent / f"chroma-{port}.yaml"
-    config.write_text(f'listen_address: "{LOOPBACK}"\nport: {port}\npersist_path: "{data}"\n{cache}')
-    log = data.parent / f"chroma-{port}.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHROMA_")}
-    chroma = Path(sys.executable).parent / "chroma"
-    with log.open("wb") as out:
-        process = subprocess.Popen([str(chroma), "run", str(config)], stdout=out, stderr=subprocess.STDOUT, env=env)
-    running = Server(process, port, log)
-    try:
-        wait_until(f"{running.url}/api/v2/heartbeat", process, 60, "chroma", log)
-        yield running
-    finally:
-        running.stop()
+def cache_config(capacity: str) -> str:
+    """Chroma's index cache capacity as config YAML ("default": Chroma's own)."""
+    if capacity == "default":
+        return ""
+    return f"segment_manager:\n  hnsw_index_pool_cache_config:\n    memory:\n      capacity: {int(capacity)}\n"
 
 
 def client(port: int) -> chromadb.api.ClientAPI:
@@ -71,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="chroma-memory-") as tmp:
         data = Path(tmp) / "data"
         data.mkdir()
-        with server(data, "default") as writer:
+        with chroma_server(data) as writer:
             api = client(writer.port)
             for index in range(args.collections):
                 collection = api.create_collection(f"memory-{index}")
@@ -82,13 +59,13 @@ def main(argv: list[str] | None = None) -> int:
               f"on them, after querying every collection (MiB)")
         print(f"{'capacity':>9} {'start':>6} {'round 1':>8} {'round 2':>8}")
         for capacity in args.capacities:
-            with server(data, capacity) as reader:
+            with chroma_server(data, extra_config=cache_config(capacity)) as reader:
                 api = client(reader.port)
-                figures = [rss_mib(reader.process.pid)]
+                figures = [resident_bytes(reader.process.pid) >> 20]
                 for _ in range(2):
                     for index in range(args.collections):
                         api.get_collection(f"memory-{index}").query(query_embeddings=[vectors[0]], n_results=3)
-                    figures.append(rss_mib(reader.process.pid))
+                    figures.append(resident_bytes(reader.process.pid) >> 20)
                 print(f"{capacity:>9} {figures[0]:>6} {figures[1]:>8} {figures[2]:>8}")
     return 0
 

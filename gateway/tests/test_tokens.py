@@ -23,10 +23,10 @@ if TYPE_CHECKING:
 
 def test_token_set_accepts_current_pending_and_previous_only_within_grace() -> None:
     tokens = TokenSet(current=("new",), pending="next", previous="old", previous_valid_until=100.0)
-    assert tokens.accepts("new", now=50) and tokens.accepts("next", now=50) and tokens.accepts("old", now=99.9)
-    assert not tokens.accepts("old", now=100.0)
-    assert not tokens.accepts("ne", now=50) and not tokens.accepts("", now=50)
-    assert not TokenSet().accepts("anything", now=0)  # nothing loaded: refuse everything, never fail open
+    assert "new" in tokens.active(50) and "next" in tokens.active(50) and "old" in tokens.active(99.9)
+    assert "old" not in tokens.active(100.0)
+    assert "ne" not in tokens.active(50) and "" not in tokens.active(50)
+    assert TokenSet().active(0) == []  # nothing loaded: refuse everything, never fail open
 
 
 def test_pending_token_is_accepted_only_until_its_age_runs_out() -> None:
@@ -74,12 +74,12 @@ class FlakySource:
 def test_cache_keeps_the_last_good_set_when_a_refresh_fails() -> None:
     source = FlakySource()
     source.results = [TokenSet(current=("one",)), ConnectionError("endpoint unreachable"), TokenSet(current=("two",))]
-    cache = TokenCache(source, clock=lambda: 0.0)
-    assert cache.refresh() and cache.accepts("one")
+    cache = TokenCache(source)
+    assert cache.refresh() and "one" in cache.tokens.active(0.0)
     assert not cache.refresh()
-    assert cache.accepts("one") and cache.consecutive_failures == 1
+    assert "one" in cache.tokens.active(0.0) and cache.consecutive_failures == 1
     assert cache.last_error == "ConnectionError: endpoint unreachable"
-    assert cache.refresh() and cache.accepts("two") and not cache.accepts("one")
+    assert cache.refresh() and "two" in cache.tokens.active(0.0) and "one" not in cache.tokens.active(0.0)
     assert cache.consecutive_failures == 0
 
 
@@ -88,7 +88,7 @@ def test_cache_that_never_loaded_refuses_everything() -> None:
     source.results = [ConnectionError("down")]
     cache = TokenCache(source)
     assert not cache.refresh()
-    assert not cache.tokens.loaded and not cache.accepts("")
+    assert not cache.tokens.loaded and "" not in cache.tokens.active(0.0)
 
 
 def record_calls(client: SecretsManagerClient) -> list[str]:
@@ -145,4 +145,4 @@ def test_secrets_manager_source_reads_the_stages_of_a_rotation() -> None:
     assert after.current == ("second",) and after.pending is None and after.previous == "first"
     created = client.get_secret_value(SecretId=arn)["CreatedDate"].timestamp()
     assert after.previous_valid_until >= created + 600
-    assert after.accepts("first", now=created + 1) and not after.accepts("first", now=after.previous_valid_until)
+    assert "first" in after.active(created + 1) and "first" not in after.active(after.previous_valid_until)

@@ -20,12 +20,12 @@ from pathlib import Path
 
 import pytest
 
-from gateway.local import LOOPBACK, free_port
+from gateway.local import LOOPBACK, chroma_binary, free_port
+from gateway.tests.test_proxy import _wait_for as wait_for
 
 pytestmark = pytest.mark.servers
 
 ENTRYPOINT = Path(__file__).resolve().parents[1] / "chroma_image" / "writer-lock.sh"
-CHROMA = Path(os.environ.get("VIRTUAL_ENV", ""), "bin", "chroma")
 PROMPTLY_SECONDS = 5.0
 
 
@@ -45,13 +45,6 @@ class Node:
     def events(self) -> list[str]:
         lines = self.log_path.read_text(errors="replace").splitlines()
         return [json.loads(line)["event"] for line in lines if line.startswith('{"logger": "writer-lock"')]
-
-
-def chroma_binary() -> str:
-    import sys
-
-    candidate = Path(sys.executable).parent / "chroma"
-    return str(candidate if candidate.exists() else CHROMA)
 
 
 @contextlib.contextmanager
@@ -80,16 +73,6 @@ def node(data: Path, wait_seconds: int = 60) -> Iterator[Node]:
                 process.wait()
 
 
-def wait_for(predicate: object, timeout: float) -> float:
-    """Seconds until `predicate()` held; fails after `timeout`."""
-    began = time.monotonic()
-    while not predicate():  # type: ignore[operator]
-        if time.monotonic() - began > timeout:
-            raise AssertionError(f"not within {timeout} s")
-        time.sleep(0.05)
-    return time.monotonic() - began
-
-
 @pytest.fixture
 def data(tmp_path: Path) -> Path:
     directory = tmp_path / "node-data"
@@ -100,18 +83,18 @@ def data(tmp_path: Path) -> Path:
 @pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "kill -9"])
 def test_a_second_writer_starts_only_after_the_first_exits(data: Path, stop: signal.Signals) -> None:
     with node(data) as first:
-        wait_for(first.serving, 60)
+        wait_for(first.serving, timeout=60)
         with node(data) as second:
             # The second node waits, says why, and never starts Chroma while the first lives.
-            wait_for(lambda: "writer_lock_wait" in second.events(), 10)
+            wait_for(lambda: "writer_lock_wait" in second.events(), timeout=10)
             time.sleep(2)
             assert not second.serving() and second.process.poll() is None
             assert first.events() == ["writer_lock_acquired"]
             first.process.send_signal(stop)
             first.process.wait(10)
             exited = time.monotonic()
-            wait_for(lambda: "writer_lock_acquired" in second.events(), PROMPTLY_SECONDS)
-            wait_for(second.serving, 60)
+            wait_for(lambda: "writer_lock_acquired" in second.events(), timeout=PROMPTLY_SECONDS)
+            wait_for(second.serving, timeout=60)
             assert time.monotonic() - exited < 60
             assert "writer_lock_acquired" in second.events()
 
@@ -119,7 +102,7 @@ def test_a_second_writer_starts_only_after_the_first_exits(data: Path, stop: sig
 def test_the_lock_is_held_by_chroma_itself_for_its_whole_life(data: Path) -> None:
     """The shell execs Chroma: one process, which holds the lock; nothing else is left to die and release it."""
     with node(data) as first:
-        wait_for(first.serving, 60)
+        wait_for(first.serving, timeout=60)
         assert Path(f"/proc/{first.process.pid}/exe").resolve().name != "dash"
         holders = subprocess.run(["flock", "--nonblock", str(data / ".chroma-writer.lock"), "true"],
                                  check=False).returncode
@@ -128,7 +111,7 @@ def test_the_lock_is_held_by_chroma_itself_for_its_whole_life(data: Path) -> Non
 
 def test_a_second_writer_gives_up_after_its_bounded_wait(data: Path) -> None:
     with node(data) as first:
-        wait_for(first.serving, 60)
+        wait_for(first.serving, timeout=60)
         with node(data, wait_seconds=3) as second:
             assert second.process.wait(15) == 75
             assert second.events()[-1] == "writer_lock_timeout"
