@@ -39,11 +39,14 @@ Probe = Callable[[], Awaitable[list[str]]]
 
 
 class ControlServer:
-    """`probe()` lists why the gateway is not ready (empty: ready)."""
+    """`probe()` lists why the gateway is not ready (empty: ready); `details()` adds to the readiness answer what
+    does not make the node unready (quarantined collections: the others still serve)."""
 
-    def __init__(self, probe: Probe, token_refresh_failures: Callable[[], int]) -> None:
+    def __init__(self, probe: Probe, token_refresh_failures: Callable[[], int],
+                 details: Callable[[], dict[str, object]] = dict) -> None:
         self._probe = probe
         self._failures = token_refresh_failures
+        self._details = details
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -66,7 +69,7 @@ class ControlServer:
             return 404, b'{"error": "NotFound", "message": "unknown control path"}'
         problems = await self._probe()
         body = {"status": "not ready" if problems else "ready", "problems": problems,
-                "token_refresh_failures": self._failures()}
+                "token_refresh_failures": self._failures(), **self._details()}
         return (503 if problems else 200), json.dumps(body).encode()
 
     async def start(self, port: int) -> asyncio.Server:

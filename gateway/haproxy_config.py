@@ -17,6 +17,11 @@ from pathlib import Path
 from gateway.settings import LIVENESS_PATH, READINESS_PATH, Settings
 
 TOKENS_MAP = "tokens.map"
+# Path fragments (`/collections/<id>`) of the collections the start check quarantined (gateway.node_start).
+QUARANTINE_LIST = "quarantined.lst"
+QUARANTINE_MESSAGE = ("this collection failed the node's start check (its index disagrees with Chroma's records "
+                      "after a crash) and is out of service until it is restored: see "
+                      "runbooks/collection-quarantined.md")
 ADMIN_SOCKET = "admin.sock"
 CONFIG_FILE = "haproxy.cfg"
 ERRORS_DIR = "errors"
@@ -136,6 +141,8 @@ frontend gateway
     {_return(413, "PayloadTooLarge", f"request body exceeds {settings.max_body_bytes} bytes")} if {{ req.hdr_val(content-length) gt {settings.max_body_bytes} }}
     {_return(414, "URITooLong", f"request target exceeds {MAX_URL_BYTES} bytes")} if {{ url_len gt {MAX_URL_BYTES} }}
     {_return(400, "BadRequest", "request target must be a path")} if !{{ url_beg / }}
+    # A collection whose index failed the node's start check: nothing reaches it until it is restored.
+    {_return(503, "CollectionQuarantined", QUARANTINE_MESSAGE)} if {{ path -m sub -f {runtime_dir / QUARANTINE_LIST} }}
     # Only now, authenticated and within limits: wait for the body (up to the buffer) before forwarding it, so a
     # slow small body gets 408 and never ties up Chroma; a larger one streams.
     http-request wait-for-body time {_ms(settings.header_timeout_seconds)} at-least {BUFFER_BYTES // 2}
@@ -162,6 +169,7 @@ def write(settings: Settings, runtime_dir: Path, run_as_root: bool) -> Path:
     for status, content in error_files(settings).items():
         (runtime_dir / ERRORS_DIR / f"{status}.http").write_text(content)
     (runtime_dir / TOKENS_MAP).write_text("")
+    (runtime_dir / QUARANTINE_LIST).write_text("")  # the start check, if any, writes the list before HAProxy starts
     config = runtime_dir / CONFIG_FILE
     config.write_text(render(settings, runtime_dir, run_as_root))
     return config

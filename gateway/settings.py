@@ -40,6 +40,10 @@ ENV_CONTROL_PORT = "GATEWAY_CONTROL_PORT"
 ENV_ACCESS_LOG_PORT = "GATEWAY_ACCESS_LOG_PORT"
 ENV_HAPROXY = "GATEWAY_HAPROXY"
 ENV_PENDING_MAX_AGE_SECONDS = "GATEWAY_PENDING_MAX_AGE_SECONDS"
+ENV_NODE_DATA_DIR = "GATEWAY_NODE_DATA_DIR"
+ENV_NODE_START_DIR = "GATEWAY_NODE_START_DIR"
+ENV_START_CHECK_WAIT_SECONDS = "GATEWAY_START_CHECK_WAIT_SECONDS"
+ENV_DISK_METRICS_SECONDS = "GATEWAY_DISK_METRICS_SECONDS"
 
 
 class SettingsError(ValueError):
@@ -81,6 +85,13 @@ class Settings:
     control_port: int = 8081
     access_log_port: int = 8082
     haproxy: str = "haproxy"
+    # The node's directory (mounted read-only) and the task volume shared with the Chroma container's entrypoint:
+    # with both set, the gateway runs the start check (gateway.node_start) and publishes disk metrics.
+    node_data_dir: str = ""
+    node_start_dir: str = ""
+    # How long to wait for the entrypoint to hold the writer lock (it waits for the lock itself first).
+    start_check_wait_seconds: float = 600.0
+    disk_metrics_seconds: float = 60.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -119,7 +130,14 @@ class Settings:
             control_port=int(number(ENV_CONTROL_PORT, "control_port", 1, 65535)),
             access_log_port=int(number(ENV_ACCESS_LOG_PORT, "access_log_port", 1, 65535)),
             haproxy=env.get(ENV_HAPROXY, cls.haproxy),
+            node_data_dir=env.get(ENV_NODE_DATA_DIR, cls.node_data_dir),
+            node_start_dir=env.get(ENV_NODE_START_DIR, cls.node_start_dir),
+            start_check_wait_seconds=number(ENV_START_CHECK_WAIT_SECONDS, "start_check_wait_seconds", 1, 3600),
+            disk_metrics_seconds=number(ENV_DISK_METRICS_SECONDS, "disk_metrics_seconds", 1, 3600),
         )
+        if bool(settings.node_data_dir) != bool(settings.node_start_dir):
+            raise SettingsError(f"set both {ENV_NODE_DATA_DIR} and {ENV_NODE_START_DIR} (the start check needs the "
+                                "node's directory and the volume shared with Chroma's entrypoint), or neither")
         sources = sum(bool(s) for s in (settings.token_secret_id, settings.token_file, settings.tokens))
         if sources != 1:
             raise SettingsError(f"set exactly one token source: {ENV_TOKEN_SECRET_ID}, {ENV_TOKEN_FILE} or "

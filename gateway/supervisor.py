@@ -6,7 +6,10 @@
   out) and swaps HAProxy's token map atomically at run time: no reload, no connection dropped;
 - answers liveness and readiness (tokens loaded and applied, HAProxy running, Chroma's heartbeat);
 - turns HAProxy's access lines into the EMF access log (`gateway.access_log`, on its own thread);
-- on SIGTERM, drains: HAProxy stops accepting at once, finishes in-flight requests within `drain_seconds`.
+- on SIGTERM, drains: HAProxy stops accepting at once, finishes in-flight requests within `drain_seconds`;
+- on a node (node_data_dir set): before HAProxy starts, checks the node's directory while Chroma's entrypoint holds
+  the writer lock (gateway.node_start), quarantines the collections that fail (HAProxy answers 503 for them;
+  readiness lists them) and publishes the node's disk metrics every `disk_metrics_seconds`.
 """
 
 from __future__ import annotations
@@ -16,13 +19,14 @@ import contextlib
 import logging
 import os
 import signal
+import sqlite3
 import subprocess
 import tempfile
 import time
 from collections import deque
 from pathlib import Path
 
-from gateway import haproxy_config
+from gateway import haproxy_config, integrity, node_start
 from gateway.access_log import AccessLogReceiver
 from gateway.control import HEARTBEAT_PATH, ControlServer, http_status
 from gateway.runtime_api import RuntimeApi, RuntimeApiError, digest
@@ -56,6 +60,8 @@ class Supervisor:
         self.proxy: asyncio.subprocess.Process | None = None
         self.applied: frozenset[str] | None = None  # digests HAProxy holds now
         self.draining = False
+        self.starting = bool(settings.node_data_dir)  # the start check has not finished
+        self.quarantined: tuple[integrity.Verdict, ...] = ()
         self._restarts: deque[float] = deque(maxlen=MAX_RESTARTS)
 
     # tokens
@@ -138,9 +144,40 @@ class Supervisor:
             await asyncio.sleep(min(0.2 * 2 ** (len(self._restarts) - 1), 5.0))
             await self.start_proxy()
 
+    # the node
+    async def check_node(self) -> None:
+        report = await node_start.start_check(self.settings)
+        self.quarantined = report.quarantined
+        staging = self.runtime_dir / (haproxy_config.QUARANTINE_LIST + ".tmp")
+        staging.write_text("".join(f"/collections/{v.collection_id}\n" for v in self.quarantined))
+        staging.replace(self.runtime_dir / haproxy_config.QUARANTINE_LIST)
+        self.starting = False
+
+    async def disk_metrics_loop(self) -> None:
+        data_dir = Path(self.settings.node_data_dir)
+        while True:
+            try:
+                usage = await asyncio.to_thread(integrity.disk_usage, data_dir)
+                values = {"QuarantinedCollections": len(self.quarantined), "SqliteBytes": usage.sqlite_bytes,
+                          "IndexBytes": usage.index_bytes}
+                if usage.log_rows is not None:
+                    values["LogRows"] = usage.log_rows
+                self.access_log.node_metrics(values)
+            except (OSError, sqlite3.Error) as error:
+                log.warning("could not measure the node's directory", extra={"event": "disk_metrics_failed",
+                                                                             "error": str(error)})
+            await asyncio.sleep(self.settings.disk_metrics_seconds)
+
+    def details(self) -> dict[str, object]:
+        return {"quarantined_collections": [
+            {"id": v.collection_id, "name": v.name, "tenant": v.tenant, "database": v.database, "problem": v.problem}
+            for v in self.quarantined]}
+
     # readiness
     async def problems(self) -> list[str]:
         problems = []
+        if self.starting:
+            problems.append("checking the node's directory before Chroma starts")
         if self.draining:
             problems.append("draining")
         if not self.tokens.tokens.loaded:
@@ -180,11 +217,22 @@ class Supervisor:
         self.check_config()
         access = AccessLogReceiver(self.access_log, self.settings.access_log_port)
         access.start()
-        control = await ControlServer(self.problems, lambda: self.tokens.consecutive_failures).start(
-            self.settings.control_port)
+        control = await ControlServer(self.problems, lambda: self.tokens.consecutive_failures,
+                                      self.details).start(self.settings.control_port)
+        if self.settings.node_data_dir:
+            try:
+                await self.check_node()
+            except node_start.StartCheckError as error:
+                log.error("start check failed: Chroma is not started", extra={"event": "start_check_failed",
+                                                                              "error": str(error)})
+                control.close()
+                access.stop()
+                return 4
         await asyncio.to_thread(self.tokens.refresh)  # may fail: then nothing is accepted and readiness says why
         await self.start_proxy()
         background = [asyncio.create_task(self.token_loop())]
+        if self.settings.node_data_dir:
+            background.append(asyncio.create_task(self.disk_metrics_loop()))
         supervised = asyncio.create_task(self.supervise())
         stopped = asyncio.create_task(stop.wait())
         try:

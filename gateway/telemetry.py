@@ -10,7 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import IO, Any
 
@@ -21,6 +23,13 @@ METRICS = (
     {"Name": "Status5xx", "Unit": "Count"},
     {"Name": "AuthFailures", "Unit": "Count"},
 )
+# The node's own state, published by the gateway every disk_metrics_seconds (gateway.node_start, integrity).
+NODE_METRICS = {
+    "QuarantinedCollections": "Count",
+    "SqliteBytes": "Bytes",
+    "IndexBytes": "Bytes",
+    "LogRows": "Count",
+}
 
 
 @dataclass(frozen=True)
@@ -43,6 +52,8 @@ class AccessLog:
         self._environment = json.dumps(environment)
         self._stream = stream or sys.stdout
         self._buffer: list[str] = []
+        self._namespace = namespace
+        self._lock = threading.Lock()  # the access-log thread flushes; the control plane writes node metrics
         # Per operation, and per environment across operations (what the error and auth alarms watch).
         self._directive = json.dumps([{"Namespace": namespace, "Dimensions": [["Environment", "Operation"],
                                                                               ["Environment"]],
@@ -66,9 +77,20 @@ class AccessLog:
 
     def flush(self) -> None:
         """Written in batches (gateway.access_log flushes after each drain and at shutdown): cheaper per request."""
-        if self._buffer:
-            lines, self._buffer = self._buffer, []
-            self._stream.write("\n".join(lines) + "\n")
+        with self._lock:
+            if self._buffer:
+                lines, self._buffer = self._buffer, []
+                self._stream.write("\n".join(lines) + "\n")
+                self._stream.flush()
+
+    def node_metrics(self, values: Mapping[str, float]) -> None:
+        """One EMF line with the node's metrics (names from NODE_METRICS), per Environment."""
+        directive = [{"Namespace": self._namespace, "Dimensions": [["Environment"]],
+                      "Metrics": [{"Name": name, "Unit": NODE_METRICS[name]} for name in values]}]
+        line = json.dumps({"_aws": {"Timestamp": int(time.time() * 1000), "CloudWatchMetrics": directive},
+                           "type": "node", "Environment": json.loads(self._environment), **values})
+        with self._lock:
+            self._stream.write(line + "\n")
             self._stream.flush()
 
 
