@@ -1,6 +1,6 @@
 """kill -9 during writes, many times, against a real `chroma run`: does the start check catch every broken collection?
 
-    python -m gateway.crash_trials [--trials 30] [--records 10000] [--dim 64] [--seed 1]
+    python -m gateway.crash_trials [--trials 30] [--records 10000] [--dim 64] [--seed 1] [--min-torn 3]
 
 Each trial copies a prepared directory (two collections of `--records` records, saved with a small
 `sync_threshold` so that nearly every write also saves the index, which is when a kill tears it), starts Chroma
@@ -13,7 +13,8 @@ random moment. Then, in this order:
 
 A collection whose read-back fails is broken. The run fails if any broken collection was not quarantined by the
 check (undetected), if a collection the check passed lost or changed an acknowledged record, or if fewer than
-`--min-torn` trials produced a broken collection (too few to prove anything). Checked collections that read back
+`--min-torn` trials produced a broken collection (too few to prove anything; it goes on past `--trials`, up to
+`--max-trials`, to reach them). Checked collections that read back
 correctly are counted as false alarms (each would be an unneeded restore). Loopback only; every server is stopped.
 (Development tool: not shipped in the gateway image.)
 """
@@ -220,12 +221,15 @@ def trial(number: int, template: Path, base: dict[str, Ledger], dim: int, rng: r
 
 
 def run(trials: int, records: int, dim: int, seed: int, log: Callable[[str], None] = print,
-        keep: Path | None = None) -> Outcome:
+        keep: Path | None = None, min_torn: int = 0, max_trials: int = 0) -> Outcome:
+    """`trials` kills, then more (up to `max_trials` in all) until `min_torn` of them broke a collection."""
     rng = random.Random(seed)  # noqa: S311 - reproducible kill times
     outcome = Outcome()
     with tempfile.TemporaryDirectory(prefix="crash-trials-") as tmp, \
             prepared(Path(tmp), records, dim) as (template, ledgers):
-        for number in range(1, trials + 1):
+        number = 0
+        while number < trials or (outcome.torn_trials < min_torn and number < max_trials):
+            number += 1
             trial(number, template, ledgers, dim, rng, outcome, log, keep)
     return outcome
 
@@ -237,10 +241,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dim", type=int, default=64)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--min-torn", type=int, default=3)
+    parser.add_argument("--max-trials", type=int, default=60, help="go on past --trials until --min-torn")
     parser.add_argument("--keep", type=Path, help="copy the directory of every trial that broke a collection here")
     args = parser.parse_args(argv)
     started = time.monotonic()
-    outcome = run(args.trials, args.records, args.dim, args.seed, keep=args.keep)
+    outcome = run(args.trials, args.records, args.dim, args.seed, keep=args.keep, min_torn=args.min_torn,
+                  max_trials=args.max_trials)
     print(f"\n{outcome.summary()}, wall {time.monotonic() - started:.0f} s")
     for failure in outcome.failures:
         print("FAIL", failure)
