@@ -126,6 +126,10 @@ class AlarmConfig:
     # The restart automation does nothing (and raises restart-suppressed instead) within this long of the service's
     # last deployment: a working set that really is too big must be resized, not restarted in a loop.
     restart_cooldown_minutes: int = 60
+    # Rows in Chroma's write-ahead log (embeddings_queue) that never go away for an hour: the log has stopped being
+    # purged. Purged normally, it holds what indexes have not saved yet (under sync_threshold, 1000 by default, per
+    # collection written to), so this is well above a busy node's steady state.
+    log_rows_max: int = 100_000
     # (alarm id, automation): an alarm entering ALARM starts that automation.
     automations: tuple[tuple[str, Automation], ...] = ()
 

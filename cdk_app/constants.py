@@ -28,6 +28,11 @@ WRITER_LOCK_STARTUP_SECONDS = 30
 def writer_lock_wait_seconds(health_check_grace_seconds: int) -> int:
     return health_check_grace_seconds - WRITER_LOCK_STARTUP_SECONDS
 
+
+# A task volume both node containers mount: the entrypoint announces the writer lock there and the gateway answers
+# with the start check's verdict (gateway/node_start.py).
+NODE_START_PATH = "/run/node-start"
+
 # POSIX identity the EFS access point forces on every file operation of a Chroma node.
 EFS_POSIX_UID = 1000
 EFS_POSIX_GID = 1000

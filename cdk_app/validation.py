@@ -240,6 +240,9 @@ def _alarms(c: EnvironmentConfig) -> Iterator[str]:
                  "rotation_overdue_margin_days"):
         if getattr(a, name) < 1:
             yield _problem(f"alarms.{name}", getattr(a, name), "use a positive number")
+    if a.log_rows_max < 1000:
+        yield _problem("alarms.log_rows_max", a.log_rows_max,
+                       "use at least 1000 (one collection's unsaved writes at Chroma's default sync_threshold)")
     if not 5 <= a.restart_cooldown_minutes <= 1440:
         yield _problem("alarms.restart_cooldown_minutes", a.restart_cooldown_minutes,
                        "use 5 to 1440 minutes (longer than one restart, at most a day)")

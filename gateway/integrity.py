@@ -21,6 +21,7 @@ verdict (gateway.node_start). `python -m gateway.integrity DIR` prints the repor
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import pickle
@@ -30,6 +31,7 @@ import sys
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +41,9 @@ LENGTH_FILE = "length.bin"
 LINKS_FILE = "link_lists.bin"
 ID_MAP_FILE = "index_metadata.pickle"
 SQLITE_FILE = "chroma.sqlite3"
+# In the node's directory: the signatures of the indexes that passed the last start check. The gateway cannot write
+# there (read-only mount); the Chroma entrypoint copies the gateway's list in before it starts Chroma.
+VERIFIED_FILE = ".chroma-verified.json"
 VECTOR_SEGMENT_TYPE = "urn:chroma:segment/vector/hnsw-local-persisted"
 PERSISTENCE_VERSION = 1
 # The header: version (i32), offset_level0, max_elements, cur_element_count, size_data_per_element, label_offset,
@@ -63,6 +68,10 @@ class Verdict:
     database: str
     records: int
     problem: str | None = None
+    segment_id: str = ""
+    # The index files' sizes and modification times when they passed (see VERIFIED_FILE); "" if they did not.
+    signature: str = ""
+    scanned: bool = False  # every element read this time (not carried over from an earlier pass)
 
 
 @dataclass(frozen=True)
@@ -81,6 +90,10 @@ class Report:
     @property
     def quarantined(self) -> tuple[Verdict, ...]:
         return tuple(v for v in self.collections if v.problem)
+
+    def verified(self) -> dict[str, str]:
+        """What to remember for the next start: the signatures of the index directories that passed."""
+        return {v.segment_id: v.signature for v in self.collections if v.signature}
 
     def to_json(self) -> dict[str, Any]:
         return {**asdict(self), "quarantined": [v.collection_id for v in self.quarantined]}
@@ -137,8 +150,19 @@ def read_id_map(path: Path) -> IdMap:
     return result
 
 
-def index_ids(directory: Path) -> set[str]:
-    """The ids the saved index holds, after checking the files against each other (IndexDamaged if they disagree)."""
+def signature(directory: Path) -> str:
+    """Sizes and modification times of an index's files: unchanged since they passed means nothing wrote them."""
+    parts = []
+    for name in (HEADER_FILE, DATA_FILE, LENGTH_FILE, LINKS_FILE, ID_MAP_FILE):
+        with contextlib.suppress(FileNotFoundError):
+            stat = (directory / name).stat()
+            parts.append(f"{name}:{stat.st_size}:{stat.st_mtime_ns}")
+    return "|".join(parts)
+
+
+def index_ids(directory: Path, scan_elements: bool = True) -> set[str]:
+    """The ids the saved index holds, after checking the files against each other (IndexDamaged if they disagree).
+    Without `scan_elements` (files unchanged since they passed a scan) the elements themselves are not read."""
     id_map_path = directory / ID_MAP_FILE
     if not (directory / HEADER_FILE).exists():
         if id_map_path.exists():
@@ -166,6 +190,8 @@ def index_ids(directory: Path) -> set[str]:
         size = (directory / name).stat().st_size
         if size < needed:
             raise IndexDamaged(f"{name} is {size} bytes, the header needs {needed}")
+    if not scan_elements:
+        return set(id_map.id_to_label)
     active = _check_elements(directory, elements, stride, label_offset, max_m0, id_map)
     _check_upper_links(directory / LINKS_FILE, elements, max_m, max_level)
     if active != set(id_map.id_to_label):
@@ -237,15 +263,28 @@ def _difference(expected: set[str], found: set[str]) -> str:
             f"({len(missing)} missing, e.g. {missing[:3]}; {len(extra)} extra, e.g. {extra[:3]})")
 
 
+def read_verified(data_dir: Path) -> dict[str, str]:
+    """The signatures remembered at the last start (none if the file is missing or unreadable: scan everything)."""
+    try:
+        remembered = json.loads((data_dir / VERIFIED_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(remembered, dict):
+        return {}
+    return {str(k): str(v) for k, v in remembered.items()}
+
+
 def check(data_dir: Path) -> Report:
-    """Check every collection in a node's directory. Raises sqlite3.Error or OSError when the directory itself
-    cannot be read (Chroma could not start on it either)."""
+    """Check every collection in a node's directory. Every element of an index is read unless its files are
+    unchanged since they passed (VERIFIED_FILE); everything else is checked every time. Raises sqlite3.Error or
+    OSError when the directory itself cannot be read (Chroma could not start on it either)."""
     started = time.monotonic()
     if not (data_dir / SQLITE_FILE).exists():
         return Report((), 0.0, DiskUsage(0, 0, 0))  # a fresh node: nothing to check
     db = _connect(data_dir, immutable=True)  # Chroma is not running: the writer lock is held, Chroma waits
     try:
-        verdicts = [_verdict(db, data_dir, *row) for row in db.execute(
+        verified = read_verified(data_dir)
+        verdicts = [_verdict(db, data_dir, verified, *row) for row in db.execute(
             "SELECT c.id, c.name, d.tenant_id, d.name FROM collections c JOIN databases d ON d.id = c.database_id "
             "ORDER BY d.tenant_id, d.name, c.name")]
         usage = disk_usage(data_dir, db)
@@ -254,8 +293,8 @@ def check(data_dir: Path) -> Report:
     return Report(tuple(verdicts), round(time.monotonic() - started, 3), usage)
 
 
-def _verdict(db: sqlite3.Connection, data_dir: Path, collection_id: str, name: str, tenant: str,
-             database: str) -> Verdict:
+def _verdict(db: sqlite3.Connection, data_dir: Path, verified: dict[str, str], collection_id: str, name: str,
+             tenant: str, database: str) -> Verdict:
     segments = dict(db.execute("SELECT scope, id FROM segments WHERE collection = ?", (collection_id,)).fetchall())
     vector, metadata = segments.get("VECTOR"), segments.get("METADATA")
     if vector is None or metadata is None:
@@ -271,14 +310,18 @@ def _verdict(db: sqlite3.Connection, data_dir: Path, collection_id: str, name: s
 
     records = replay({row[0] for row in db.execute("SELECT embedding_id FROM embeddings WHERE segment_id = ?",
                                                    (metadata,))}, log_after(seq(metadata)))
+    found = partial(Verdict, collection_id, name, tenant, database, len(records), segment_id=vector)
+    before = signature(data_dir / vector)
+    scan = verified.get(vector) != before
     try:
-        in_index = replay(index_ids(data_dir / vector), log_after(seq(vector)))
+        in_index = replay(index_ids(data_dir / vector, scan_elements=scan), log_after(seq(vector)))
     except IndexDamaged as damage:
-        return Verdict(collection_id, name, tenant, database, len(records), str(damage))
+        return found(str(damage), scanned=scan)
     except OSError as error:
-        return Verdict(collection_id, name, tenant, database, len(records), f"index files unreadable: {error}")
-    problem = None if in_index == records else _difference(records, in_index)
-    return Verdict(collection_id, name, tenant, database, len(records), problem)
+        return found(f"index files unreadable: {error}", scanned=scan)
+    if in_index != records:
+        return found(_difference(records, in_index), scanned=scan)
+    return found(None, signature=before, scanned=scan)
 
 
 def main(argv: list[str]) -> int:

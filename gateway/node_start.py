@@ -4,7 +4,9 @@ The Chroma container's entrypoint (cdk_app/node/chroma_image/writer-lock.sh) tak
 `writer-lock-held` into a task volume both containers mount, and waits. The gateway, which has Python and the
 node's directory mounted read-only, runs gateway.integrity on it, writes the report and `start-check.passed`
 (Chroma starts; the collections that failed are quarantined: the proxy answers 503 for them) or, if the directory
-cannot be read at all, `start-check.failed` (Chroma does not start; the task stops and ECS reports it).
+cannot be read at all, `start-check.failed` (Chroma does not start; the task stops and ECS reports it). With the
+verdict comes the list of indexes that passed and their files' signatures, which the entrypoint saves in the node's
+directory: at the next start, only the indexes written since are read element by element.
 
 While the node runs, `disk_metrics` publishes the SQLite file's size, the index directories' size, the write-ahead
 log's length and the number of quarantined collections as CloudWatch metrics (EMF lines on stdout).
@@ -28,6 +30,8 @@ LOCK_HELD = "writer-lock-held"
 PASSED = "start-check.passed"
 FAILED = "start-check.failed"
 REPORT = "start-check.json"
+# The signatures of the indexes that passed; the entrypoint copies this into the node's directory (VERIFIED_FILE).
+VERIFIED = "start-check.verified.json"
 POLL_SECONDS = 0.2
 REPORT_WAIT_EVERY_SECONDS = 10.0
 
@@ -62,6 +66,7 @@ async def start_check(settings: Settings) -> integrity.Report:
         _publish(start_dir / FAILED, f"{type(error).__name__}: {error}\n")
         raise StartCheckError(f"cannot read the node's directory {data_dir}: {error}") from error
     _publish(start_dir / REPORT, json.dumps(report.to_json()))
+    _publish(start_dir / VERIFIED, json.dumps(report.verified(), sort_keys=True))
     _publish(start_dir / PASSED, "")
     for verdict in report.quarantined:
         log.error("collection quarantined: its index disagrees with Chroma's records (a crash during a save); "
@@ -71,6 +76,7 @@ async def start_check(settings: Settings) -> integrity.Report:
                          "records": verdict.records, "problem": verdict.problem})
     log.info("start check done", extra={"event": "start_check_done", "collections": len(report.collections),
                                         "quarantined": len(report.quarantined), "seconds": report.seconds,
+                                        "scanned": sum(v.scanned for v in report.collections),
                                         "sqlite_bytes": report.disk.sqlite_bytes,
                                         "index_bytes": report.disk.index_bytes, "log_rows": report.disk.log_rows})
     return report

@@ -13,6 +13,7 @@ from cdk_app.observability.alarm_ids import ALARM_RUNBOOKS, latency_alarm_id
 from gateway.operations import OPERATIONS
 from gateway.settings import Settings
 from gateway.telemetry import METRICS as GATEWAY_METRICS
+from gateway.telemetry import NODE_METRICS
 from lambdas.capacity_check.function.settings import METRIC_NAMES as CAPACITY_METRICS
 from lambdas.token_rotation.function.settings import STEP_METRICS, STEPS
 from ops.errors import UsageError
@@ -92,7 +93,8 @@ def alarm_count(config: EnvironmentConfig) -> int:
 
 def custom_metric_count() -> int:
     gateway = len(GATEWAY_METRICS) * (len(OPERATIONS) + 1)  # per operation, and per environment
-    return gateway + len(CAPACITY_METRICS) + len(STEP_METRICS) * len(STEPS) + TOKEN_AGE_METRICS + RESTART_METRICS
+    return (gateway + len(NODE_METRICS) + len(CAPACITY_METRICS) + len(STEP_METRICS) * len(STEPS)
+            + TOKEN_AGE_METRICS + RESTART_METRICS)
 
 
 def estimate(config: EnvironmentConfig, usage: Usage, prices: dict[str, Any] | None = None) -> CostReport:

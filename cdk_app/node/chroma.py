@@ -28,6 +28,7 @@ from cdk_app.constants import (
     CHROMA_PORT,
     GATEWAY_PORT,
     GATEWAY_STOP_TIMEOUT_SECONDS,
+    NODE_START_PATH,
     log_group_name,
     writer_lock_wait_seconds,
 )
@@ -49,6 +50,9 @@ DATA_VOLUME = "chroma-data"
 # Task storage for the gateway's rendered HAProxy configuration, token map and admin socket (read-only root fs).
 GATEWAY_RUN_VOLUME = "gateway-run"
 GATEWAY_RUN_PATH = "/run/gateway"
+NODE_START_VOLUME = "node-start"
+# Measurement tools beside the gateway's code, which need chromadb: not shipped in the image.
+GATEWAY_DEVELOPMENT_TOOLS = ("bench.py", "floods.py", "crash_trials.py", "check_speed.py")
 CHROMA_CONTAINER = "chroma"
 GATEWAY_CONTAINER = "gateway"
 
@@ -84,7 +88,7 @@ class ChromaService(Construct):
                 transit_encryption="ENABLED",
                 authorization_config=ecs.AuthorizationConfig(access_point_id=access_point.access_point_id,
                                                              iam="ENABLED"),
-            )), ecs.Volume(name=GATEWAY_RUN_VOLUME)],
+            )), ecs.Volume(name=GATEWAY_RUN_VOLUME), ecs.Volume(name=NODE_START_VOLUME)],
         )
         task_role = self.task_definition.task_role
         # Mount and write through this node's access point only (no root access: the access point forces the owner).
@@ -105,6 +109,7 @@ class ChromaService(Construct):
                                          "kms:EncryptionContext:SecretARN": token_secret.secret_arn}},
         ))
 
+        lock_wait = writer_lock_wait_seconds(config.task.health_check_grace_seconds)
         self.chroma = self.task_definition.add_container(
             CHROMA_CONTAINER,
             image=ecs.ContainerImage.from_asset(
@@ -117,20 +122,26 @@ class ChromaService(Construct):
                 "CHROMA_PORT": str(CHROMA_PORT),
                 "CHROMA_PERSIST_PATH": CHROMA_DATA_PATH,
                 # The image's entrypoint waits this long for the directory's writer lock, then gives up.
-                "WRITER_LOCK_WAIT_SECONDS": str(writer_lock_wait_seconds(config.task.health_check_grace_seconds)),
+                "WRITER_LOCK_WAIT_SECONDS": str(lock_wait),
+                # ... then for the gateway's start check of the directory: longer than the grace, the load
+                # balancer's health checks would stop the task anyway.
+                "NODE_START_DIR": NODE_START_PATH,
+                "START_CHECK_WAIT_SECONDS": str(config.task.health_check_grace_seconds),
             },
             essential=True,
             logging=ecs.LogDrivers.aws_logs(stream_prefix=CHROMA_CONTAINER, log_group=self.log_group),
             ulimits=[ecs.Ulimit(name=ecs.UlimitName.NOFILE, soft_limit=65536, hard_limit=65536)],
             stop_timeout=cdk.Duration.seconds(GATEWAY_STOP_TIMEOUT_SECONDS),
         )
-        self.chroma.add_mount_points(ecs.MountPoint(container_path=CHROMA_DATA_PATH, source_volume=DATA_VOLUME,
-                                                    read_only=False))
+        self.chroma.add_mount_points(
+            ecs.MountPoint(container_path=CHROMA_DATA_PATH, source_volume=DATA_VOLUME, read_only=False),
+            ecs.MountPoint(container_path=NODE_START_PATH, source_volume=NODE_START_VOLUME, read_only=False))
 
         self.gateway = self.task_definition.add_container(
             GATEWAY_CONTAINER,
-            image=ecs.ContainerImage.from_asset(str(GATEWAY_DIR), platform=platform,
-                                                exclude=["tests", "bench.py", "floods.py", "**/__pycache__", "*.pyc"]),
+            image=ecs.ContainerImage.from_asset(
+                str(GATEWAY_DIR), platform=platform,
+                exclude=["tests", *GATEWAY_DEVELOPMENT_TOOLS, "**/__pycache__", "*.pyc"]),
             environment={
                 gw.ENV_PORT: str(GATEWAY_PORT),
                 gw.ENV_UPSTREAM_URL: f"http://{CHROMA_LISTEN_ADDRESS}:{CHROMA_PORT}",
@@ -144,6 +155,11 @@ class ChromaService(Construct):
                 gw.ENV_RUNTIME_DIR: GATEWAY_RUN_PATH,
                 gw.ENV_PENDING_MAX_AGE_SECONDS: str(gw.PENDING_MAX_AGE_SECONDS),
                 gw.ENV_ENVIRONMENT: config.name,
+                # The start check: the node's directory (read-only here) and the volume shared with the entrypoint;
+                # wait a little longer for the lock than the entrypoint itself does.
+                gw.ENV_NODE_DATA_DIR: CHROMA_DATA_PATH,
+                gw.ENV_NODE_START_DIR: NODE_START_PATH,
+                gw.ENV_START_CHECK_WAIT_SECONDS: str(lock_wait + 30),
             },
             essential=True,
             port_mappings=[ecs.PortMapping(container_port=GATEWAY_PORT, protocol=ecs.Protocol.TCP)],
@@ -155,8 +171,11 @@ class ChromaService(Construct):
             readonly_root_filesystem=True,
             stop_timeout=cdk.Duration.seconds(GATEWAY_STOP_TIMEOUT_SECONDS),
         )
-        self.gateway.add_mount_points(ecs.MountPoint(container_path=GATEWAY_RUN_PATH, source_volume=GATEWAY_RUN_VOLUME,
-                                                     read_only=False))
+        self.gateway.add_mount_points(
+            ecs.MountPoint(container_path=GATEWAY_RUN_PATH, source_volume=GATEWAY_RUN_VOLUME, read_only=False),
+            ecs.MountPoint(container_path=NODE_START_PATH, source_volume=NODE_START_VOLUME, read_only=False),
+            # Read-only: the gateway checks the directory before Chroma starts and measures it while it runs.
+            ecs.MountPoint(container_path=CHROMA_DATA_PATH, source_volume=DATA_VOLUME, read_only=True))
         self.gateway.add_container_dependencies(ecs.ContainerDependency(
             container=self.chroma, condition=ecs.ContainerDependencyCondition.START))
 

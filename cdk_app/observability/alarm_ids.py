@@ -24,6 +24,8 @@ ALARM_RUNBOOKS: dict[str, str] = {
     "token-age-check-failed": "monitoring-function-failed",
     "chroma-unavailable": "chroma-unavailable",
     "restart-suppressed": "restart-suppressed",
+    "collection-quarantined": "collection-quarantined",
+    "write-ahead-log-growing": "write-ahead-log-growing",
 }
 
 

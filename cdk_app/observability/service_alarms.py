@@ -89,6 +89,14 @@ class ServiceAlarms(Construct):
                                        f"The restart automation was started again within "
                                        f"{a.restart_cooldown_minutes} minutes of the last deployment and did not "
                                        "restart: the working set does not fit the task. Resize."),
+            "collection-quarantined": Rule(metrics.gateway("QuarantinedCollections", "Maximum"), 1,
+                                           GREATER_OR_EQUAL, 1,
+                                           "The node's start check found a collection whose index disagrees with "
+                                           "Chroma's records (a crash during a save): it answers 503 until it is "
+                                           "restored. Other collections serve."),
+            "write-ahead-log-growing": Rule(metrics.gateway("LogRows", "Minimum"), a.log_rows_max, GREATER, 12,
+                                            f"Chroma's write-ahead log has held more than {a.log_rows_max} rows for "
+                                            "an hour: it is not being purged, and the SQLite file grows."),
         }
         for operation, p99_ms in a.operation_p99_ms:
             rules[latency_alarm_id(operation)] = Rule(

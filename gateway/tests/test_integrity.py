@@ -7,6 +7,7 @@ client's ledger; it fails on any broken collection the check passed, and when to
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import shutil
@@ -153,6 +154,29 @@ def test_the_log_not_yet_applied_counts_as_part_of_the_index(data: Path) -> None
     (verdict,) = report.collections
     assert verdict.problem is None and verdict.records == RECORDS + 1
     assert report.disk.log_rows is not None and report.disk.log_rows >= 2
+
+
+def _remember(data: Path) -> None:
+    (data / integrity.VERIFIED_FILE).write_text(json.dumps(integrity.check(data).verified()))
+
+
+def test_an_index_unchanged_since_it_passed_is_not_read_again_element_by_element(data: Path) -> None:
+    _remember(data)
+    (verdict,) = integrity.check(data).collections
+    assert verdict.problem is None and not verdict.scanned and verdict.signature
+
+
+def test_an_index_written_since_it_passed_is_read_again(data: Path) -> None:
+    _remember(data)
+    link_outside(data)  # writing the file changes its size or modification time
+    (verdict,) = integrity.check(data).collections
+    assert verdict.scanned and "links outside the index" in str(verdict.problem) and not verdict.signature
+
+
+def test_a_remembered_list_that_cannot_be_read_means_scanning_everything(data: Path) -> None:
+    (data / integrity.VERIFIED_FILE).write_text("{not json")
+    (verdict,) = integrity.check(data).collections
+    assert verdict.scanned and verdict.problem is None
 
 
 def test_kill_9_during_writes_never_leaves_a_broken_collection_undetected() -> None:

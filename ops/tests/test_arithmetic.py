@@ -81,8 +81,9 @@ def test_prod_pays_for_endpoints_in_every_zone_instead_of_nat() -> None:
 
 
 def test_cost_counts_alarms_and_metrics_from_the_code() -> None:
-    assert cost.alarm_count(PROD) == 22  # 17 metric alarms + 4 latency alarms + the composite
-    assert cost.custom_metric_count() == 5 * (13 + 1) + 5 + 12 + 1 + 1  # gateway: 13 operations + the total
+    assert cost.alarm_count(PROD) == 24  # 19 metric alarms + 4 latency alarms + the composite
+    # gateway: 5 per operation (13) and in total; 4 node metrics; capacity, rotation steps, token age, restarts
+    assert cost.custom_metric_count() == 5 * (13 + 1) + 4 + 5 + 12 + 1 + 1
 
 
 def test_cost_rejects_negative_usage_and_other_regions() -> None:

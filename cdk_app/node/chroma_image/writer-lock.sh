@@ -14,8 +14,9 @@
 # Start check (NODE_START_DIR set, a task volume shared with the gateway): with the lock held and before Chroma
 # starts, this script announces `writer-lock-held` there and waits up to START_CHECK_WAIT_SECONDS for the gateway's
 # verdict on every collection's index (gateway/integrity.py: the official image has no Python). `start-check.passed`
-# starts Chroma (collections that failed are quarantined by the gateway); `start-check.failed` (the directory
-# could not be read at all) or no verdict in time exits 78 without starting Chroma.
+# starts Chroma (collections that failed are quarantined by the gateway; the signatures of the indexes that passed
+# are saved as .chroma-verified.json, so the next check reads only indexes written since); `start-check.failed`
+# (the directory could not be read at all) or no verdict in time exits 78 without starting Chroma.
 #
 # Watchdog: every second it checks that Chroma is alive (else it exits, releasing its copy of the lock at once);
 # every WRITER_LOCK_HEARTBEAT_SECONDS it writes one byte through the locked descriptor and checks that the lock file
@@ -43,7 +44,8 @@ say() {  # one JSON line on stderr (the container log); values here are numbers 
 }
 
 if [ -n "$start_dir" ]; then
-    rm -f "$start_dir/writer-lock-held" "$start_dir/start-check.passed" "$start_dir/start-check.failed"
+    rm -f "$start_dir/writer-lock-held" "$start_dir/start-check.passed" "$start_dir/start-check.failed" \
+        "$start_dir/start-check.verified.json"
 fi
 
 exec 9>>"$lock"  # append: opening never truncates or replaces the file another node holds a lock on
@@ -74,6 +76,10 @@ if [ -n "$start_dir" ]; then
     if [ -e "$start_dir/start-check.failed" ]; then
         say start_check_failed "$checked" "the start check could not read this directory (see the gateway log); not starting Chroma"
         exit 78
+    fi
+    if [ -e "$start_dir/start-check.verified.json" ]; then  # what passed, so the next start reads only what changes
+        cp "$start_dir/start-check.verified.json" "$data/.chroma-verified.json.tmp"
+        mv -f "$data/.chroma-verified.json.tmp" "$data/.chroma-verified.json"
     fi
     say start_check_passed "$checked" "the start check is done; quarantined collections, if any, are in the gateway log"
 fi

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 import yaml
 
 from cdk_app.constants import CHROMA_LISTEN_ADDRESS, GATEWAY_PORT, GATEWAY_READINESS_PATH
 from cdk_app.environments import ENVIRONMENTS
+from cdk_app.node.chroma import GATEWAY_DEVELOPMENT_TOOLS
 from tests.cdk_support import REPO, SynthesizedApp, container, only, resources
 
 ENVS = list(ENVIRONMENTS)
@@ -34,7 +37,11 @@ def test_efs_volume_uses_iam_and_transit_encryption(synthesized: SynthesizedApp,
     assert efs["AuthorizationConfig"]["IAM"] == "ENABLED"
     assert "AccessPointId" in efs["AuthorizationConfig"]
     assert container(task, "chroma")["MountPoints"] == [
-        {"ContainerPath": "/data", "ReadOnly": False, "SourceVolume": "chroma-data"}]
+        {"ContainerPath": "/data", "ReadOnly": False, "SourceVolume": "chroma-data"},
+        {"ContainerPath": "/run/node-start", "ReadOnly": False, "SourceVolume": "node-start"}]
+    # The gateway reads the directory (start check, disk metrics) and can never write it.
+    assert {"ContainerPath": "/data", "ReadOnly": True, "SourceVolume": "chroma-data"} in container(
+        task, "gateway")["MountPoints"]
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -97,9 +104,13 @@ def test_gateway_has_a_read_only_root_and_a_task_volume_for_haproxy(synthesized:
     task = only(synthesized.template_json(env, "Compute"), "AWS::ECS::TaskDefinition")
     gateway = container(task, "gateway")
     assert gateway["ReadonlyRootFilesystem"] is True
-    assert gateway["MountPoints"] == [{"ContainerPath": "/run/gateway", "ReadOnly": False,
-                                       "SourceVolume": "gateway-run"}]
-    assert {"Name": "gateway-run"} in task["Properties"]["Volumes"]  # task storage, not EFS
+    assert gateway["MountPoints"] == [
+        {"ContainerPath": "/run/gateway", "ReadOnly": False, "SourceVolume": "gateway-run"},
+        {"ContainerPath": "/run/node-start", "ReadOnly": False, "SourceVolume": "node-start"},
+        {"ContainerPath": "/data", "ReadOnly": True, "SourceVolume": "chroma-data"}]
+    # Task storage, not EFS: HAProxy's runtime files, and the start check's handshake with the Chroma entrypoint.
+    assert {"Name": "gateway-run"} in task["Properties"]["Volumes"]
+    assert {"Name": "node-start"} in task["Properties"]["Volumes"]
     assert {"Name": "GATEWAY_RUNTIME_DIR", "Value": "/run/gateway"} in gateway["Environment"]
 
 
@@ -113,3 +124,22 @@ def test_chroma_starts_through_the_writer_lock_within_the_grace(synthesized: Syn
     dockerfile = (REPO / "cdk_app" / "node" / "chroma_image" / "Dockerfile").read_text()
     assert 'ENTRYPOINT ["dumb-init", "--", "/usr/local/bin/chroma-node"]' in dockerfile
     assert "COPY --chmod=755 writer-lock.sh /usr/local/bin/chroma-node" in dockerfile
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_the_gateway_checks_the_directory_before_chroma_starts(synthesized: SynthesizedApp, env: str) -> None:
+    task = only(synthesized.template_json(env, "Compute"), "AWS::ECS::TaskDefinition")
+    chroma = {e["Name"]: e["Value"] for e in container(task, "chroma")["Environment"]}
+    gateway = {e["Name"]: e["Value"] for e in container(task, "gateway")["Environment"]}
+    assert chroma["NODE_START_DIR"] == gateway["GATEWAY_NODE_START_DIR"] == "/run/node-start"
+    assert gateway["GATEWAY_NODE_DATA_DIR"] == "/data"
+    # The gateway waits for the lock longer than the entrypoint does, so it never gives up on a node that starts.
+    assert int(gateway["GATEWAY_START_CHECK_WAIT_SECONDS"]) > int(chroma["WRITER_LOCK_WAIT_SECONDS"])
+    assert int(chroma["START_CHECK_WAIT_SECONDS"]) == ENVIRONMENTS[env].task.health_check_grace_seconds
+
+
+def test_the_gateway_image_leaves_out_every_module_that_needs_chromadb() -> None:
+    """The measurement tools import chromadb, which the image does not install."""
+    needs_chromadb = {path.name for path in (REPO / "gateway").glob("*.py")
+                      if re.search(r"^(import|from) chromadb", path.read_text(), re.MULTILINE)}
+    assert needs_chromadb and needs_chromadb <= set(GATEWAY_DEVELOPMENT_TOOLS)

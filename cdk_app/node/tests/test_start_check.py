@@ -137,6 +137,10 @@ def test_chroma_starts_after_the_check_and_the_torn_collection_is_refused(data: 
             metrics = next(json.loads(line) for line in gateway.log().splitlines() if '"type": "node"' in line)
             assert metrics["SqliteBytes"] > 0 and metrics["IndexBytes"] > 0 and metrics["LogRows"] >= 0
             assert (start_dir / node_start.REPORT).exists()
+            # The healthy index is remembered, so the next start reads only what was written since; the torn one
+            # is not, so it is read (and refused) again.
+            remembered = json.loads((data / integrity.VERIFIED_FILE).read_text())
+            assert list(remembered) == [v.segment_id for v in integrity.check(data).collections if v.name == "healthy"]
 
 
 def test_an_unreadable_directory_keeps_chroma_from_starting(data: Path, tmp_path: Path) -> None:
