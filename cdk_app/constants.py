@@ -18,8 +18,14 @@ CHROMA_MAX_PAYLOAD_BYTES = gateway_settings.DEFAULT_MAX_BODY_BYTES
 # The gateway is the only port the load balancer can reach; its own settings module is the source of truth.
 GATEWAY_PORT = gateway_settings.DEFAULT_PORT
 GATEWAY_READINESS_PATH = gateway_settings.READINESS_PATH
-# Seconds the gateway may take to drain in-flight requests after SIGTERM (ECS stop timeout).
+# The old task's stop path, in the order ECS runs it: the load balancer deregisters the task and waits this long for
+# requests in flight; then the gateway (it depends on Chroma, so ECS stops it first) gets SIGTERM, drains and is
+# killed at its stop timeout; then Chroma gets SIGTERM (it exits in under a second, measured) and is killed only at
+# its stop timeout. Worst case until the old Chroma has exited and released the writer lock: the sum.
+ALB_DEREGISTRATION_DELAY_SECONDS = 30
 GATEWAY_STOP_TIMEOUT_SECONDS = 30
+CHROMA_STOP_TIMEOUT_SECONDS = 30
+OLD_WRITER_STOP_SECONDS = ALB_DEREGISTRATION_DELAY_SECONDS + GATEWAY_STOP_TIMEOUT_SECONDS + CHROMA_STOP_TIMEOUT_SECONDS
 # The node's writer lock (cdk_app/node/chroma_image/writer-lock.sh): a starting task waits for it at most the health
 # check grace minus this, the time left for Chroma to start and answer once it holds the lock.
 WRITER_LOCK_STARTUP_SECONDS = 30

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from cdk_app.constants import GATEWAY_STOP_TIMEOUT_SECONDS, WRITER_LOCK_STARTUP_SECONDS
+from cdk_app.constants import OLD_WRITER_STOP_SECONDS, WRITER_LOCK_STARTUP_SECONDS
 from cdk_app.log_retention import RETENTION_DAYS
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ PROTECTED_ENVIRONMENTS = frozenset({"staging", "prod"})
 TERMINATION_PROTECTED_ENVIRONMENTS = frozenset({"prod"})
 
 # The writer lock wait (the grace minus the time Chroma needs to start) must outlast the old task's stop timeout.
-MIN_HEALTH_CHECK_GRACE_SECONDS = GATEWAY_STOP_TIMEOUT_SECONDS + WRITER_LOCK_STARTUP_SECONDS
+MIN_HEALTH_CHECK_GRACE_SECONDS = OLD_WRITER_STOP_SECONDS + WRITER_LOCK_STARTUP_SECONDS
 
 # Valid Fargate CPU units -> allowed memory (MiB) values.
 FARGATE_SIZES: dict[int, tuple[int, ...]] = {
@@ -130,7 +130,8 @@ def _task(c: EnvironmentConfig) -> Iterator[str]:
     if not MIN_HEALTH_CHECK_GRACE_SECONDS <= t.health_check_grace_seconds <= 300:
         yield _problem("task.health_check_grace_seconds", t.health_check_grace_seconds,
                        f"use {MIN_HEALTH_CHECK_GRACE_SECONDS} to 300 seconds: a new task may wait for the old task's "
-                       f"Chroma to stop ({GATEWAY_STOP_TIMEOUT_SECONDS} s) before it takes the writer lock, and 300 is "
+                       f"stop path (deregistration, gateway drain, Chroma stop: {OLD_WRITER_STOP_SECONDS} s at worst) "
+                       "before it takes the writer lock, and 300 is "
                        "the most an ECS container health check start period allows")
     yield from _retention("task.log_retention_days", t.log_retention_days)
 

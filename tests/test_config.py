@@ -160,7 +160,8 @@ def test_app_reports_a_bad_selection_without_a_stack_trace() -> None:
 
 
 def test_health_check_grace_must_cover_the_writer_lock_wait() -> None:
-    assert problems_of(DEV, task=TaskConfig(cpu=1024, memory_mib=2048, health_check_grace_seconds=45)) == [
-        "task.health_check_grace_seconds = 45: use 60 to 300 seconds: a new task may wait for the old task's "
-        "Chroma to stop (30 s) before it takes the writer lock, and 300 is the most an ECS container health check "
-        "start period allows"]
+    assert problems_of(DEV, task=TaskConfig(cpu=1024, memory_mib=2048, health_check_grace_seconds=119)) == [
+        "task.health_check_grace_seconds = 119: use 120 to 300 seconds: a new task may wait for the old task's "
+        "stop path (deregistration, gateway drain, Chroma stop: 90 s at worst) before it takes the writer lock, and "
+        "300 is the most an ECS container health check start period allows"]
+    assert replace(DEV, task=TaskConfig(cpu=1024, memory_mib=2048, health_check_grace_seconds=120))

@@ -26,6 +26,7 @@ from cdk_app.constants import (
     CHROMA_LISTEN_ADDRESS,
     CHROMA_MAX_PAYLOAD_BYTES,
     CHROMA_PORT,
+    CHROMA_STOP_TIMEOUT_SECONDS,
     GATEWAY_PORT,
     GATEWAY_STOP_TIMEOUT_SECONDS,
     NODE_START_PATH,
@@ -131,7 +132,7 @@ class ChromaService(Construct):
             essential=True,
             logging=ecs.LogDrivers.aws_logs(stream_prefix=CHROMA_CONTAINER, log_group=self.log_group),
             ulimits=[ecs.Ulimit(name=ecs.UlimitName.NOFILE, soft_limit=65536, hard_limit=65536)],
-            stop_timeout=cdk.Duration.seconds(GATEWAY_STOP_TIMEOUT_SECONDS),
+            stop_timeout=cdk.Duration.seconds(CHROMA_STOP_TIMEOUT_SECONDS),
         )
         self.chroma.add_mount_points(
             ecs.MountPoint(container_path=CHROMA_DATA_PATH, source_volume=DATA_VOLUME, read_only=False),

@@ -13,9 +13,9 @@ from constructs import Construct
 
 from cdk_app.config import EnvironmentConfig
 from cdk_app.constants import (
+    ALB_DEREGISTRATION_DELAY_SECONDS,
     GATEWAY_PORT,
     GATEWAY_READINESS_PATH,
-    GATEWAY_STOP_TIMEOUT_SECONDS,
     HTTP_PORT,
     HTTPS_PORT,
 )
@@ -69,7 +69,7 @@ class ChromaLoadBalancer(Construct):
             protocol=elbv2.ApplicationProtocol.HTTP,
             target_type=elbv2.TargetType.IP,
             targets=[target],
-            deregistration_delay=cdk.Duration.seconds(GATEWAY_STOP_TIMEOUT_SECONDS),
+            deregistration_delay=cdk.Duration.seconds(ALB_DEREGISTRATION_DELAY_SECONDS),
             health_check=elbv2.HealthCheck(
                 path=GATEWAY_READINESS_PATH, healthy_http_codes="200", interval=cdk.Duration.seconds(10),
                 timeout=cdk.Duration.seconds(5), healthy_threshold_count=2, unhealthy_threshold_count=3),

@@ -7,7 +7,7 @@ import re
 import pytest
 import yaml
 
-from cdk_app.constants import CHROMA_LISTEN_ADDRESS, GATEWAY_PORT, GATEWAY_READINESS_PATH
+from cdk_app.constants import CHROMA_LISTEN_ADDRESS, GATEWAY_PORT, GATEWAY_READINESS_PATH, OLD_WRITER_STOP_SECONDS
 from cdk_app.environments import ENVIRONMENTS
 from cdk_app.node.chroma import GATEWAY_DEVELOPMENT_TOOLS
 from tests.cdk_support import REPO, SynthesizedApp, container, only, resources
@@ -120,7 +120,16 @@ def test_chroma_starts_through_the_writer_lock_within_the_grace(synthesized: Syn
     chroma = container(task, "chroma")
     wait = int(next(e["Value"] for e in chroma["Environment"] if e["Name"] == "WRITER_LOCK_WAIT_SECONDS"))
     grace = ENVIRONMENTS[env].task.health_check_grace_seconds
-    assert 30 <= wait < grace  # outlasts the old task's 30 s stop timeout, and ends before health checks count
+    # Outlasts the old task's whole stop path (deregistration 30 s, gateway 30 s, Chroma 30 s at worst), and ends
+    # before health checks count.
+    assert OLD_WRITER_STOP_SECONDS == 90 <= wait < grace
+    target_group = only(synthesized.template_json(env, "Compute"), "AWS::ElasticLoadBalancingV2::TargetGroup")
+    assert {"Key": "deregistration_delay.timeout_seconds", "Value": "30"} in target_group["Properties"][
+        "TargetGroupAttributes"]
+    stop = {c["Name"]: c["StopTimeout"] for c in task["Properties"]["ContainerDefinitions"]}
+    assert stop == {"chroma": 30, "gateway": 30}
+    # The gateway depends on Chroma, so ECS stops it (drains) before Chroma gets its SIGTERM.
+    assert container(task, "gateway")["DependsOn"] == [{"Condition": "START", "ContainerName": "chroma"}]
     dockerfile = (REPO / "cdk_app" / "node" / "chroma_image" / "Dockerfile").read_text()
     assert 'ENTRYPOINT ["dumb-init", "--", "/usr/local/bin/chroma-node"]' in dockerfile
     assert "COPY --chmod=755 writer-lock.sh /usr/local/bin/chroma-node" in dockerfile
