@@ -37,6 +37,8 @@ class Model:
     disk_vector_factor: float = 1.0
     disk_overhead_bytes_per_record: float = 190.0
     disk_baseline_bytes: float = 2.1 * MIB  # an empty SQLite database and its journal
+    # Each collection's index held in memory costs this beyond its records (structures, allocator slack).
+    overhead_bytes_per_collection: float = 0.0
 
 
 DEFAULT_MODEL = Model()
@@ -65,12 +67,17 @@ def validate(vectors: int, dim: int, max_neighbors: int) -> None:
 
 
 def estimate(vectors: int, dim: int, max_neighbors: int = 16, document_bytes: int = 0, metadata_bytes: int = 0,
-             headroom: float = 0.25, model: Model = DEFAULT_MODEL) -> Estimate:
+             headroom: float = 0.25, model: Model = DEFAULT_MODEL, collections: int = 1) -> Estimate:
+    """`vectors` in all, spread over `collections` collections (every index is held in memory: Chroma 1.5.9's index
+    cache capacity does not bound it, docs/chroma-node-measurements.md)."""
     validate(vectors, dim, max_neighbors)
+    if not 1 <= collections <= vectors:
+        raise UsageError(f"--collections = {collections}: use 1 to the number of vectors ({vectors})")
     if not 0 <= headroom <= 4:
         raise UsageError(f"--headroom = {headroom}: use 0 to 4 (a fraction: 0.25 = 25 %)")
     links = 2 * max_neighbors * 4
-    ram = model.baseline_bytes + vectors * (4 * dim + links + model.overhead_bytes_per_record + metadata_bytes)
+    ram = (model.baseline_bytes + collections * model.overhead_bytes_per_collection
+           + vectors * (4 * dim + links + model.overhead_bytes_per_record + metadata_bytes))
     per_record_on_disk = (model.disk_vector_factor * 4 * dim + links + model.disk_overhead_bytes_per_record
                           + document_bytes + metadata_bytes)
     disk = model.disk_baseline_bytes + vectors * per_record_on_disk

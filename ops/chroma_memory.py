@@ -20,6 +20,7 @@ import chromadb
 from chromadb.config import Settings
 
 from gateway.floods import resident_bytes
+from ops import capacity as capacity_model
 from gateway.local import LOOPBACK, chroma_server
 
 BATCH = 5_000
@@ -53,10 +54,13 @@ def main(argv: list[str] | None = None) -> int:
             for index in range(args.collections):
                 collection = api.create_collection(f"memory-{index}")
                 for start in range(0, args.vectors, BATCH):
-                    collection.add(ids=[f"{index}-{i}" for i in range(start, start + BATCH)],
-                                   embeddings=vectors[start:start + BATCH])
-        print(f"{args.collections} collections x {args.vectors} x {args.dim}-d; resident memory of a fresh server "
-              f"on them, after querying every collection (MiB)")
+                    end = min(start + BATCH, args.vectors)
+                    collection.add(ids=[f"{index}-{i}" for i in range(start, end)], embeddings=vectors[start:end])
+        model = capacity_model.estimate(args.collections * args.vectors, args.dim, collections=args.collections)
+        index_mib = sum(f.stat().st_size for f in data.glob("*/*") if f.is_file()) >> 20
+        print(f"{args.collections} collections x {args.vectors} x {args.dim}-d ({index_mib} MiB of index files); "
+              f"resident memory of a fresh server on them, after querying every collection (MiB); the capacity "
+              f"model predicts {model.ram_bytes >> 20} MiB")
         print(f"{'capacity':>9} {'start':>6} {'round 1':>8} {'round 2':>8}")
         for capacity in args.capacities:
             with chroma_server(data, extra_config=cache_config(capacity)) as reader:
