@@ -49,6 +49,12 @@ class NetworkConfig:
 
 
 @dataclass(frozen=True)
+class CollectionSize:
+    vectors: int
+    dim: int
+
+
+@dataclass(frozen=True)
 class TaskConfig:
     # Fargate task size: CPU units and memory (MiB) must be a valid Fargate pair. Chroma's HNSW index must fit in
     # the task's memory (Chroma: ~0.245 x RAM-in-GB million 1024-d vectors); the Rust server honours no other limit.
@@ -60,6 +66,10 @@ class TaskConfig:
     # Grace period before load balancer health checks count, covering Chroma start and index warm-up.
     health_check_grace_seconds: int = 120
     log_retention_days: int = 30
+    # The largest collection you expect on this node. Chroma keeps at most as many collections' indexes loaded as
+    # fit the task's memory at this size (its index cache capacity, from the capacity model in ops/capacity.py),
+    # so memory stays bounded however many collections exist; others load from EFS when used.
+    collection_size: CollectionSize = CollectionSize(vectors=50_000, dim=768)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from cdk_app.constants import OLD_WRITER_STOP_SECONDS, WRITER_LOCK_STARTUP_SECON
 from cdk_app.log_retention import RETENTION_DAYS
 
 if TYPE_CHECKING:
-    from cdk_app.config import EnvironmentConfig
+    from cdk_app.config import EnvironmentConfig, TaskConfig
 
 # Environments that hold real data: they must use TLS and keep their data when a stack is deleted.
 PROTECTED_ENVIRONMENTS = frozenset({"staging", "prod"})
@@ -134,6 +134,7 @@ def _task(c: EnvironmentConfig) -> Iterator[str]:
                        "before it takes the writer lock, and 300 is "
                        "the most an ECS container health check start period allows")
     yield from _retention("task.log_retention_days", t.log_retention_days)
+    yield from _collection_size(t)
 
 
 def _load_balancer(c: EnvironmentConfig) -> Iterator[str]:
@@ -225,6 +226,21 @@ def _capacity(c: EnvironmentConfig) -> Iterator[str]:
                        "use 1 <= warning_percent < critical_percent <= 100")
     if cap.days_to_full_threshold < 1:
         yield _problem("capacity.days_to_full_threshold", cap.days_to_full_threshold, "use at least 1 day")
+
+
+def _collection_size(t: TaskConfig) -> Iterator[str]:
+    from ops.capacity import collections_per_task, estimate
+
+    size = t.collection_size
+    if size.vectors < 1 or not 1 <= size.dim <= 65_536:
+        yield _problem("task.collection_size", size, "use a positive number of vectors and a dim from 1 to 65536")
+    elif t.memory_mib in FARGATE_SIZES.get(t.cpu, ()) and collections_per_task(t.memory_mib, size.vectors,
+                                                                                 size.dim) < 1:
+        needed = estimate(size.vectors, size.dim).required_task_mib
+        yield _problem("task.collection_size", size, f"a task of {t.memory_mib} MiB cannot hold one such "
+                                                     f"collection in memory: use task.memory_mib of at least "
+                                                     f"{needed} (chroma-ops capacity --vectors {size.vectors} "
+                                                     f"--dim {size.dim})")
 
 
 def _alarms(c: EnvironmentConfig) -> Iterator[str]:

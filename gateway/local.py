@@ -75,18 +75,18 @@ def chroma_binary() -> str:
 
 @contextlib.contextmanager
 def chroma_server(data_dir: Path, port: int | None = None, timeout: float = 60.0,
-                  extra_config: str = "") -> Iterator[Server]:
+                  extra_config: str = "", env: Mapping[str, str] | None = None) -> Iterator[Server]:
     """`chroma run CONFIG` on loopback with its data in data_dir, like the task runs it; `extra_config` is more
-    YAML for Chroma's config file."""
+    YAML for Chroma's config file, `env` more environment (CHROMA_* variables from the caller's are dropped)."""
     port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     config = data_dir.parent / f"chroma-{port}.yaml"
     config.write_text(f'listen_address: "{LOOPBACK}"\nport: {port}\npersist_path: "{data_dir}"\n{extra_config}')
     log_path = data_dir.parent / f"chroma-{port}.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CHROMA_")}
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("CHROMA_")} | dict(env or {})
     with log_path.open("wb") as log_file:
         process = subprocess.Popen([chroma_binary(), "run", str(config)], stdout=log_file,
-                                   stderr=subprocess.STDOUT, env=env)
+                                   stderr=subprocess.STDOUT, env=full_env)
     server = Server(process, port, log_path)
     try:
         wait_until(f"{server.url}/api/v2/heartbeat", process, timeout, "chroma", log_path)

@@ -20,8 +20,8 @@ import chromadb
 from chromadb.config import Settings
 
 from gateway.floods import resident_bytes
-from ops import capacity as capacity_model
 from gateway.local import LOOPBACK, chroma_server
+from ops import capacity as capacity_model
 
 BATCH = 5_000
 

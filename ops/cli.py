@@ -128,7 +128,10 @@ def cmd_capacity(args: argparse.Namespace) -> int:
         fits = task.memory_mib >= result.required_task_mib
         report["environment"] = {"name": args.env, "cpu": task.cpu, "memory_mib": task.memory_mib, "fits": fits,
                                  "chroma_guide_max_vectors": capacity.chroma_guide_max_vectors(task.memory_mib,
-                                                                                               args.dim)}
+                                                                                               args.dim),
+                                 # Collections of exactly this size the task holds in memory at once.
+                                 "collections_held": capacity.collections_per_task(
+                                     task.memory_mib, args.vectors, args.dim, args.max_neighbors, args.headroom)}
     if args.json:
         emit_json(report)
     else:
@@ -149,6 +152,8 @@ def cmd_capacity(args: argparse.Namespace) -> int:
                          + ("holds it" if fits else "DOES NOT hold it")])
             rows.append(["Chroma's rule of thumb", f"~{env['chroma_guide_max_vectors']:,} vectors of {args.dim} "
                          f"dimensions fit in {env['memory_mib'] / 1024:g} GB"])
+            rows.append(["collections of this size in memory at once", f"{env['collections_held']:,} (with "
+                         "task.collection_size set to this size, Chroma's index cache keeps that many loaded)"])
         table(["", "estimate"], rows)
     if size is None:
         return EXIT_FAILED

@@ -15,6 +15,7 @@ import pytest
 from cdk_app.app_builder import UnknownEnvironmentError, select_environments
 from cdk_app.config import (
     ChromaImage,
+    CollectionSize,
     EfsThroughputMode,
     LoadBalancerConfig,
     StorageConfig,
@@ -23,6 +24,7 @@ from cdk_app.config import (
 )
 from cdk_app.environments import DEV, ENVIRONMENTS, PROD, STAGING
 from cdk_app.validation import ConfigError
+from ops.capacity import estimate
 
 REPO = Path(__file__).resolve().parents[1]
 assert PROD.tls is not None
@@ -157,6 +159,17 @@ def test_app_reports_a_bad_selection_without_a_stack_trace() -> None:
     # Our own lines only: jsii may print a banner of its own (an old Node) that is not ours to assert on.
     ours = [line for line in result.stderr.splitlines() if line.startswith(("error:", "Traceback"))]
     assert ours == ["error: context environments: unknown environment(s) 'qa'; known: dev, staging, prod"]
+
+
+def test_collection_size_must_fit_the_task_at_least_once() -> None:
+    big = CollectionSize(vectors=2_000_000, dim=1536)
+    assert problems_of(DEV, task=replace(DEV.task, collection_size=big)) == [
+        "task.collection_size = CollectionSize(vectors=2000000, dim=1536): a task of 2048 MiB cannot hold one such "
+        f"collection in memory: use task.memory_mib of at least {estimate(2_000_000, 1536).required_task_mib} "
+        "(chroma-ops capacity --vectors 2000000 --dim 1536)"]
+    assert problems_of(DEV, task=replace(DEV.task, collection_size=CollectionSize(vectors=0, dim=768))) == [
+        "task.collection_size = CollectionSize(vectors=0, dim=768): use a positive number of vectors and a dim "
+        "from 1 to 65536"]
 
 
 def test_health_check_grace_must_cover_the_writer_lock_wait() -> None:

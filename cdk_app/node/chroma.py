@@ -37,6 +37,13 @@ from cdk_app.constructs.stateful import pin_logical_id
 from cdk_app.log_retention import retention
 from cdk_app.nag import acknowledge
 from gateway import settings as gw
+from ops.capacity import collections_per_task
+
+
+def index_cache_capacity(config: EnvironmentConfig) -> int:
+    """How many collections of the configured size the task holds in memory (validation ensures at least one)."""
+    size = config.task.collection_size
+    return collections_per_task(config.task.memory_mib, size.vectors, size.dim)
 
 
 def alb_idle_timeout_seconds(config: EnvironmentConfig) -> int:
@@ -52,6 +59,9 @@ DATA_VOLUME = "chroma-data"
 GATEWAY_RUN_VOLUME = "gateway-run"
 GATEWAY_RUN_PATH = "/run/gateway"
 NODE_START_VOLUME = "node-start"
+# Chroma's index cache capacity (how many collections' indexes it keeps loaded), as Chroma reads it from its
+# environment (`__` nests config keys): segment_manager.hnsw_index_pool_cache_config.memory.capacity.
+INDEX_CACHE_ENV = "CHROMA_SEGMENT_MANAGER__HNSW_INDEX_POOL_CACHE_CONFIG__MEMORY__CAPACITY"
 # Measurement tools beside the gateway's code, which need chromadb: not shipped in the image.
 GATEWAY_DEVELOPMENT_TOOLS = ("bench.py", "floods.py", "crash_trials.py", "check_speed.py")
 CHROMA_CONTAINER = "chroma"
@@ -128,6 +138,9 @@ class ChromaService(Construct):
                 # balancer's health checks would stop the task anyway.
                 "NODE_START_DIR": NODE_START_PATH,
                 "START_CHECK_WAIT_SECONDS": str(config.task.health_check_grace_seconds),
+                # Bounded memory: Chroma keeps at most this many collections' indexes loaded, as many as the task
+                # holds at task.collection_size (the capacity model); others load from EFS when used.
+                INDEX_CACHE_ENV: str(index_cache_capacity(config)),
             },
             essential=True,
             logging=ecs.LogDrivers.aws_logs(stream_prefix=CHROMA_CONTAINER, log_group=self.log_group),

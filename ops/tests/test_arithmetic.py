@@ -16,13 +16,25 @@ PRICES = cost.load_prices()
 
 def test_capacity_estimate_by_hand() -> None:
     model = capacity.Model(baseline_bytes=100 * capacity.MIB, overhead_bytes_per_record=200,
-                           disk_vector_factor=2.0, disk_overhead_bytes_per_record=100, disk_baseline_bytes=0)
-    result = capacity.estimate(1_000_000, 256, max_neighbors=16, headroom=0.5, model=model)
+                           disk_vector_factor=2.0, disk_overhead_bytes_per_record=100, disk_baseline_bytes=0,
+                           overhead_bytes_per_collection=2 * capacity.MIB)
+    result = capacity.estimate(1_000_000, 256, max_neighbors=16, headroom=0.5, model=model, collections=4)
     per_vector = 4 * 256 + 2 * 16 * 4 + 200  # raw + links + overhead = 1352 bytes
-    assert result.ram_bytes == 100 * capacity.MIB + 1_000_000 * per_vector
+    assert result.ram_bytes == 100 * capacity.MIB + 4 * 2 * capacity.MIB + 1_000_000 * per_vector
     assert result.disk_bytes == 1_000_000 * (2.0 * 4 * 256 + 128 + 100)
-    ram_mib = (100 * capacity.MIB + 1_000_000 * per_vector) / capacity.MIB
+    ram_mib = (108 * capacity.MIB + 1_000_000 * per_vector) / capacity.MIB
     assert result.required_task_mib == int(-(-ram_mib * 1.5 // 1)) + 1024 + 128
+
+
+def test_collections_per_task_by_hand() -> None:
+    """4096 MiB: (4096 - 1024 OS - 128 gateway) / 1.25 headroom = 2355.2 MiB for Chroma; minus the 122 MB baseline;
+    one collection of 50,000 x 768 = 50,000 x (3072 + 128 + 300) B + 3 MiB."""
+    usable = (4096 - 1024 - 128) * capacity.MIB / 1.25 - 122e6
+    one = 50_000 * (4 * 768 + 128 + 300) + 3 * capacity.MIB
+    assert capacity.collections_per_task(4096, 50_000, 768) == int(usable // one) == 13
+    assert capacity.collections_per_task(2048, 5_000_000, 1024) == 0
+    with pytest.raises(UsageError, match="--collections = 0"):
+        capacity.estimate(100, 8, collections=0)
 
 
 def test_case_study_5m_vectors_do_not_fit_in_8_gb() -> None:

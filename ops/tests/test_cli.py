@@ -101,6 +101,7 @@ def test_capacity_says_the_case_study_does_not_fit(capsys: pytest.CaptureFixture
     assert report["environment"]["fits"] is False and report["estimate"]["required_task_mib"] > 8192
     code, out, _ = run(capsys, "capacity", "--vectors", "100000", "--dim", "384", "--env", "prod")
     assert code == 0 and "holds it" in out
+    assert "collections of this size in memory at once" in out
 
 
 def test_capacity_beyond_any_fargate_size(capsys: pytest.CaptureFixture[str]) -> None:

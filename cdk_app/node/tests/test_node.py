@@ -9,7 +9,8 @@ import yaml
 
 from cdk_app.constants import CHROMA_LISTEN_ADDRESS, GATEWAY_PORT, GATEWAY_READINESS_PATH, OLD_WRITER_STOP_SECONDS
 from cdk_app.environments import ENVIRONMENTS
-from cdk_app.node.chroma import GATEWAY_DEVELOPMENT_TOOLS
+from cdk_app.node.chroma import GATEWAY_DEVELOPMENT_TOOLS, INDEX_CACHE_ENV
+from ops.capacity import collections_per_task
 from tests.cdk_support import REPO, SynthesizedApp, container, only, resources
 
 ENVS = list(ENVIRONMENTS)
@@ -152,3 +153,12 @@ def test_the_gateway_image_leaves_out_every_module_that_needs_chromadb() -> None
     needs_chromadb = {path.name for path in (REPO / "gateway").glob("*.py")
                       if re.search(r"^(import|from) chromadb", path.read_text(), re.MULTILINE)}
     assert needs_chromadb and needs_chromadb <= set(GATEWAY_DEVELOPMENT_TOOLS)
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_chroma_keeps_only_as_many_indexes_loaded_as_the_task_holds(synthesized: SynthesizedApp, env: str) -> None:
+    task = only(synthesized.template_json(env, "Compute"), "AWS::ECS::TaskDefinition")
+    chroma = {e["Name"]: e["Value"] for e in container(task, "chroma")["Environment"]}
+    config = ENVIRONMENTS[env].task
+    held = collections_per_task(config.memory_mib, config.collection_size.vectors, config.collection_size.dim)
+    assert int(chroma[INDEX_CACHE_ENV]) == held >= 1
