@@ -1,6 +1,7 @@
 """Measure Chroma's resident memory against its index cache setting, with a real `chroma run` on loopback.
 
     python -m ops.chroma_memory [--collections 8] [--vectors 20000] [--dim 128] [--capacities default 1]
+    python -m ops.chroma_memory --collections 28 --vectors 20000 --dim 128 --task-mib 1500
 
 Writes `--collections` collections of seeded random vectors once, then for each cache capacity
 (`segment_manager.hnsw_index_pool_cache_config.memory.capacity`, or Chroma's default) starts a fresh server on the
@@ -43,7 +44,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vectors", type=int, default=20_000)
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--capacities", nargs="+", default=["default", "1"])
+    parser.add_argument("--task-mib", type=int,
+                        help="as the node sets it: the capacity is how many collections of --vectors x --dim a task "
+                             "of this memory holds (ops.capacity), and the bound is the memory it leaves Chroma")
     args = parser.parse_args(argv)
+    bound_mib = None
+    if args.task_mib:
+        held = capacity_model.collections_per_task(args.task_mib, args.vectors, args.dim)
+        args.capacities = ["default", str(held)]
+        bound_mib = int(capacity_model.usable_ram_bytes(args.task_mib)) >> 20
     rng = random.Random(7)  # noqa: S311 - seeded test vectors, not a secret
     vectors = [[rng.random() for _ in range(args.dim)] for _ in range(args.vectors)]
     with tempfile.TemporaryDirectory(prefix="chroma-memory-") as tmp:
@@ -71,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
                         api.get_collection(f"memory-{index}").query(query_embeddings=[vectors[0]], n_results=3)
                     figures.append(resident_bytes(reader.process.pid) >> 20)
                 print(f"{capacity:>9} {figures[0]:>6} {figures[1]:>8} {figures[2]:>8}")
+        if bound_mib is not None:
+            print(f"a task of {args.task_mib} MiB leaves Chroma {bound_mib} MiB (after the OS reserve, the gateway "
+                  f"and the headroom); the node sets the capacity to {args.capacities[1]}")
     return 0
 
 
