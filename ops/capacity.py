@@ -91,6 +91,17 @@ def usable_ram_bytes(task_memory_mib: int, headroom: float = 0.25) -> float:
     return (task_memory_mib - OS_RESERVE_MIB - GATEWAY_MIB) * MIB / (1 + headroom)
 
 
+# Resident memory per byte of index files on disk once every index is loaded, per-collection costs included:
+# 1.42-1.83 measured with 24 to 240 collections (docs/chroma-node-measurements.md).
+RAM_PER_INDEX_BYTE = 1.8
+
+
+def index_bytes_limit(task_memory_mib: int, headroom: float = 0.25, model: Model = DEFAULT_MODEL) -> int:
+    """The most index bytes on disk (the node's IndexBytes) whose indexes, all loaded, fit what the task leaves
+    Chroma: memory is bounded by keeping the data under this, since loaded vectors stay resident."""
+    return max(0, int((usable_ram_bytes(task_memory_mib, headroom) - model.baseline_bytes) / RAM_PER_INDEX_BYTE))
+
+
 def collections_per_task(task_memory_mib: int, vectors: int, dim: int, max_neighbors: int = 16,
                          headroom: float = 0.25, model: Model = DEFAULT_MODEL) -> int:
     """How many collections of `vectors` x `dim` a task holds in memory at once (0: not even one)."""

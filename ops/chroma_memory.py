@@ -44,6 +44,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vectors", type=int, default=20_000)
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--capacities", nargs="+", default=["default", "1"])
+    parser.add_argument("--env", nargs="*", default=[], metavar="NAME=VALUE",
+                        help="environment for the measured servers (for example glibc's MALLOC_* tunables)")
     parser.add_argument("--task-mib", type=int,
                         help="as the node sets it: the capacity is how many collections of --vectors x --dim a task "
                              "of this memory holds (ops.capacity), and the bound is the memory it leaves Chroma")
@@ -72,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
               f"model predicts {model.ram_bytes >> 20} MiB")
         print(f"{'capacity':>9} {'start':>6} {'round 1':>8} {'round 2':>8}")
         for capacity in args.capacities:
-            with chroma_server(data, extra_config=cache_config(capacity)) as reader:
+            server_env = dict(item.split("=", 1) for item in args.env)
+            with chroma_server(data, extra_config=cache_config(capacity), env=server_env) as reader:
                 api = client(reader.port)
                 figures = [resident_bytes(reader.process.pid) >> 20]
                 for _ in range(2):

@@ -10,6 +10,7 @@ ALARM_RUNBOOKS: dict[str, str] = {
     "no-healthy-targets": "no-healthy-targets",
     "no-running-tasks": "no-running-tasks",
     "task-memory-high": "task-memory-high",
+    "index-memory-high": "task-memory-high",
     "task-cpu-high": "task-cpu-high",
     **{f"gateway-latency-{op.replace('_', '-')}": "gateway-latency" for op in OPERATIONS},
     "gateway-5xx": "gateway-5xx",

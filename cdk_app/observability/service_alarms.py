@@ -12,6 +12,7 @@ from constructs import Construct
 from cdk_app.config import EnvironmentConfig
 from cdk_app.observability.alarm_ids import ALARM_RUNBOOKS, latency_alarm_id
 from cdk_app.observability.service_metrics import ServiceMetrics
+from ops.capacity import GIB, index_bytes_limit
 
 GREATER = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
 GREATER_OR_EQUAL = cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD
@@ -39,6 +40,7 @@ class ServiceAlarms(Construct):
         self._action = actions.SnsAction(topic)
         self.alarms: dict[str, cloudwatch.Alarm] = {}
         a, cap = config.alarms, config.capacity
+        index_limit = index_bytes_limit(config.task.memory_mib)
         rules: dict[str, Rule] = {
             "alb-5xx-rate": Rule(metrics.alb_5xx_percent(), a.alb_5xx_percent, GREATER, 2,
                                  f"More than {a.alb_5xx_percent:g} % of requests failed with 5xx (ALB or gateway) "
@@ -53,6 +55,10 @@ class ServiceAlarms(Construct):
             "task-memory-high": Rule(metrics.memory_percent(), a.memory_percent, GREATER, 5,
                                      f"Task memory above {a.memory_percent} % for 5 minutes: the HNSW index is "
                                      "close to not fitting; an OOM kill would restart Chroma."),
+            "index-memory-high": Rule(metrics.gateway("IndexBytes", "Maximum"), index_limit, GREATER, 1,
+                                      f"The node's index files ({index_limit / GIB:.2f} GiB allowed) would need more "
+                                      f"memory than the {config.task.memory_mib} MiB task leaves Chroma once all are "
+                                      "loaded (loaded vectors stay in memory): resize before an OOM kill."),
             "task-cpu-high": Rule(metrics.cpu_percent(), a.cpu_percent, GREATER, 3,
                                   f"Task CPU above {a.cpu_percent} % for 15 minutes."),
             "gateway-5xx": Rule(metrics.gateway("Status5xx", "Sum"), a.gateway_5xx_per_5_minutes, GREATER, 1,

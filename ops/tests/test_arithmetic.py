@@ -37,6 +37,13 @@ def test_collections_per_task_by_hand() -> None:
         capacity.estimate(100, 8, collections=0)
 
 
+def test_index_bytes_limit_by_hand() -> None:
+    """What an 8192 MiB task leaves Chroma, minus its baseline, over 1.8 resident bytes per index byte."""
+    usable = (8192 - 1024 - 128) * capacity.MIB / 1.25
+    assert capacity.index_bytes_limit(8192) == int((usable - 122e6) / 1.8)
+    assert capacity.index_bytes_limit(1024) == 0  # not even the OS reserve
+
+
 def test_case_study_5m_vectors_do_not_fit_in_8_gb() -> None:
     result = capacity.estimate(5_000_000, 1024)
     assert result.required_task_mib > 8192
@@ -93,7 +100,7 @@ def test_prod_pays_for_endpoints_in_every_zone_instead_of_nat() -> None:
 
 
 def test_cost_counts_alarms_and_metrics_from_the_code() -> None:
-    assert cost.alarm_count(PROD) == 24  # 19 metric alarms + 4 latency alarms + the composite
+    assert cost.alarm_count(PROD) == 25  # 20 metric alarms + 4 latency alarms + the composite
     # gateway: 5 per operation (13) and in total; 4 node metrics; capacity, rotation steps, token age, restarts
     assert cost.custom_metric_count() == 5 * (13 + 1) + 4 + 5 + 12 + 1 + 1
 

@@ -223,3 +223,13 @@ def test_dashboard_covers_every_metric_family(synthesized: SynthesizedApp, env: 
                    "DaysUntilFull", "DataToMemoryPercent", "MeteredIOBytes", "PercentIOLimit",
                    "DaysSinceRotation", "StepFailed", "alarm", "restore-from-backup.md", "p99", "p50"):
         assert family in body, family
+
+
+def test_index_memory_alarm_threshold_is_the_capacity_models_limit(synthesized: SynthesizedApp) -> None:
+    from ops.capacity import index_bytes_limit
+
+    alarms = {a["Properties"]["AlarmName"]: a["Properties"]
+              for a in resources(synthesized.template_json("prod", "Observability"), "AWS::CloudWatch::Alarm").values()}
+    alarm = alarms["chroma-prod-index-memory-high"]
+    assert alarm["MetricName"] == "IndexBytes" and alarm["Statistic"] == "Maximum"
+    assert alarm["Threshold"] == index_bytes_limit(ENVIRONMENTS["prod"].task.memory_mib)
