@@ -19,6 +19,14 @@ from gateway.settings import LIVENESS_PATH, READINESS_PATH, Settings
 TOKENS_MAP = "tokens.map"
 # Path fragments (`/collections/<id>`) of the collections the start check quarantined (gateway.node_start).
 QUARANTINE_LIST = "quarantined.lst"
+# Holds writes while a recovery point is copied (gateway.snapshot): the map holds `writes 1` while they are held.
+MODE_MAP = "mode.map"
+WRITES_HELD_KEY = "writes"
+WRITE_BACKEND = "chroma_write"
+HOLD_RETRY_AFTER_SECONDS = 2
+# Chroma's reads that are POSTs (a JSON body): everything else that is not GET or HEAD changes the directory.
+READ_POST_SUFFIXES = ("/get", "/query", "/search", "/count")
+HOLD_MESSAGE = "writes are paused for a few seconds while a recovery point is taken; retry after Retry-After"
 QUARANTINE_MESSAGE = ("this collection failed the node's start check (its index disagrees with Chroma's records "
                       "after a crash) and is out of service until it is restored: see "
                       "runbooks/collection-quarantined.md")
@@ -74,9 +82,10 @@ def _ms(seconds: float) -> str:
     return f"{round(seconds * 1000)}ms"
 
 
-def _return(status: int, error: str, message: str) -> str:
+def _return(status: int, error: str, message: str, retry_after: int | None = None) -> str:
     body = error_body(error, message).replace("\\", "\\\\").replace('"', '\\"')
-    return f'http-request return status {status} content-type application/json string "{body}"'
+    header = f" hdr Retry-After {retry_after}" if retry_after else ""
+    return f'http-request return status {status} content-type application/json{header} string "{body}"'
 
 
 def render(settings: Settings, runtime_dir: Path, run_as_root: bool) -> str:
@@ -149,11 +158,22 @@ frontend gateway
     http-request del-header authorization
     http-request del-header x-chroma-token
     http-request set-header X-Request-Id %[var(txn.request_id)]
+    # While a recovery point is copied, writes wait (503 + Retry-After); reads go on. Last rule before the backend:
+    # a write that passed it is on chroma_write at once, where the snapshot counts it in flight.
+    acl read_request method GET HEAD
+    acl read_request path_end {" ".join(READ_POST_SUFFIXES)}
+    {_return(503, "WritesPaused", HOLD_MESSAGE, HOLD_RETRY_AFTER_SECONDS)} if !open_path !read_request {{ str({WRITES_HELD_KEY}),map({runtime_dir / MODE_MAP}) -m found }}
     use_backend control if open_path
+    use_backend {WRITE_BACKEND} if !read_request
     default_backend chroma
 
 backend chroma
     # Any idle connection to Chroma may carry any client's next request (Chroma keeps no per-connection state).
+    http-reuse always
+    server chroma {upstream}
+
+backend {WRITE_BACKEND}
+    # The same Chroma: a backend of its own only so that writes in flight can be counted (`show stat`).
     http-reuse always
     server chroma {upstream}
 
@@ -169,7 +189,8 @@ def write(settings: Settings, runtime_dir: Path, run_as_root: bool) -> Path:
     for status, content in error_files(settings).items():
         (runtime_dir / ERRORS_DIR / f"{status}.http").write_text(content)
     (runtime_dir / TOKENS_MAP).write_text("")
-    (runtime_dir / QUARANTINE_LIST).write_text("")  # the start check, if any, writes the list before HAProxy starts
+    (runtime_dir / QUARANTINE_LIST).write_text("")
+    (runtime_dir / MODE_MAP).write_text("")  # writes flow  # the start check, if any, writes the list before HAProxy starts
     config = runtime_dir / CONFIG_FILE
     config.write_text(render(settings, runtime_dir, run_as_root))
     return config

@@ -56,3 +56,15 @@ class RuntimeApi:
         answer = self.command(f"commit map @{version} {map_file}")
         if answer:
             raise RuntimeApiError(f"commit map @{version} {map_file}: {answer!r}")
+
+    def sessions(self, backend: str) -> int:
+        """Requests on `backend` now, in progress or queued (`show stat`: scur + qcur of its BACKEND row)."""
+        lines = self.command("show stat").splitlines()
+        if not lines or not lines[0].startswith("# "):
+            raise RuntimeApiError(f"show stat: unexpected answer {lines[:1]!r}")
+        header = lines[0][2:].split(",")
+        for line in lines[1:]:
+            row = dict(zip(header, line.split(","), strict=False))
+            if row.get("pxname") == backend and row.get("svname") == "BACKEND":
+                return int(row.get("scur") or 0) + int(row.get("qcur") or 0)
+        raise RuntimeApiError(f"show stat: no backend {backend!r}")

@@ -1,0 +1,200 @@
+"""Recovery points that restore: a copy of the node's directory taken while no write is in flight.
+
+A copy taken while Chroma writes is torn (its SQLite runs a rollback journal; its indexes are saved in place), so
+the node copies its directory only while HAProxy holds writes (503 + Retry-After; reads go on) and none is in
+flight on Chroma, then lets writes flow again. The pause lasts the copy; the copy lands beside the live directory
+on the same file system (`<root>/<id>`), where AWS Backup keeps it. Proof that the copy is not torn, every time:
+the size and modification time of every file in the live directory are the same after the copy as before it;
+otherwise the copy is thrown away and taken again (up to `attempts`), and a snapshot that could not be taken
+cleanly fails loudly, never producing a torn copy. The copy is then checked (gateway.integrity) and its metadata
+written beside it (`snapshot.json`: Chroma's version, every collection's record count, the pause).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from gateway import haproxy_config, integrity
+from gateway.runtime_api import RuntimeApi
+
+log = logging.getLogger("gateway.snapshot")
+
+SNAPSHOT_FILE = "snapshot.json"
+PARTIAL_SUFFIX = ".partial"
+# Not data: the writer lock (its watchdog appends a heartbeat byte) and the start check's list of verified indexes.
+NOT_COPIED = frozenset({".chroma-writer.lock", integrity.VERIFIED_FILE})
+POLL_SECONDS = 0.01
+
+
+class SnapshotError(RuntimeError):
+    """No clean copy could be taken; the message says why. Writes are flowing again when this is raised."""
+
+
+class WriteGate(Protocol):
+    """The proxy's side: hold and release writes, and count the writes still in flight on Chroma."""
+
+    def hold(self) -> None: ...
+
+    def release(self) -> None: ...
+
+    def in_flight(self) -> int: ...
+
+
+@dataclass(frozen=True)
+class SnapshotSettings:
+    source: Path  # the node's directory
+    root: Path  # where recovery points are written, on the same file system
+    drain_seconds: float = 60.0  # longest wait for writes in flight (the gateway's upstream timeout)
+    max_pause_seconds: float = 300.0  # a copy that would hold writes longer is abandoned
+    attempts: int = 3
+    keep: int = 1  # recovery points kept on the file system (AWS Backup keeps the history)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    snapshot_id: str
+    path: str
+    chroma_version: str
+    created_at: float
+    pause_seconds: float
+    bytes: int
+    files: int
+    attempts: int
+    collections: dict[str, int] = field(default_factory=dict)  # "tenant/database/name" -> records
+    quarantined: list[str] = field(default_factory=list)
+
+    @property
+    def seconds_per_gib(self) -> float:
+        return self.pause_seconds / max(self.bytes / (1 << 30), 1e-9)
+
+
+Signature = dict[str, tuple[int, int]]
+
+
+def signature(directory: Path) -> Signature:
+    """Every data file's size and modification time, by relative path."""
+    found: Signature = {}
+    for folder, _dirs, files in os.walk(directory):
+        for name in files:
+            path = Path(folder) / name
+            relative = str(path.relative_to(directory))
+            if relative in NOT_COPIED:
+                continue
+            stat = path.stat()
+            found[relative] = (stat.st_size, stat.st_mtime_ns)
+    return found
+
+
+def copy_files(source: Path, target: Path, files: list[str], deadline: float,
+               pace: Callable[[], None] = lambda: None) -> int:
+    """Copy `files` (relative paths) from source to target; stop with SnapshotError past `deadline`."""
+    copied = 0
+    for relative in files:
+        if time.monotonic() > deadline:
+            raise SnapshotError(f"the copy would hold writes longer than allowed ({copied} bytes copied)")
+        destination = target / relative
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source / relative, destination)
+        copied += destination.stat().st_size
+        pace()
+    return copied
+
+
+def _copy_quiesced(gate: WriteGate, settings: SnapshotSettings, partial: Path) -> tuple[Signature, int, float]:
+    """Hold writes, wait for none in flight, copy, release. Returns what was copied and the pause."""
+    gate.hold()
+    held = time.monotonic()
+    try:
+        while (in_flight := gate.in_flight()) > 0:
+            if time.monotonic() - held > settings.drain_seconds:
+                raise SnapshotError(f"{in_flight} writes still in flight after {settings.drain_seconds:g} s")
+            time.sleep(POLL_SECONDS)
+        before = signature(settings.source)
+        copied = copy_files(settings.source, partial, sorted(before), held + settings.max_pause_seconds)
+        after = signature(settings.source)
+    finally:
+        gate.release()
+        pause = time.monotonic() - held
+    if after != before:
+        changed = sorted(k for k in before.keys() | after.keys() if before.get(k) != after.get(k))
+        raise _Changed(f"{len(changed)} files changed during the copy, e.g. {changed[:3]}")
+    return before, copied, pause
+
+
+class _Changed(SnapshotError):
+    """Something wrote to the directory during the copy: this copy is thrown away and taken again."""
+
+
+def take(gate: WriteGate, settings: SnapshotSettings, snapshot_id: str, chroma_version: str) -> Snapshot:
+    """Take one recovery point at `<root>/<snapshot_id>`; raises SnapshotError if no clean copy could be made."""
+    if not snapshot_id.replace("-", "").isalnum():
+        raise SnapshotError(f"snapshot id {snapshot_id!r}: use letters, digits and '-'")
+    final = settings.root / snapshot_id
+    if final.exists():
+        raise SnapshotError(f"a recovery point {snapshot_id!r} already exists at {final}")
+    partial = settings.root / (snapshot_id + PARTIAL_SUFFIX)
+    for attempt in range(1, settings.attempts + 1):
+        shutil.rmtree(partial, ignore_errors=True)
+        try:
+            copied_files, copied_bytes, pause = _copy_quiesced(gate, settings, partial)
+        except _Changed as changed:
+            log.warning("the directory changed during the copy; taking it again",
+                        extra={"event": "snapshot_retry", "snapshot_id": snapshot_id, "attempt": attempt,
+                               "reason": str(changed)})
+            continue
+        except SnapshotError:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+        report = integrity.check(partial)
+        snapshot = Snapshot(
+            snapshot_id=snapshot_id, path=str(final), chroma_version=chroma_version, created_at=time.time(),
+            pause_seconds=round(pause, 3), bytes=copied_bytes, files=len(copied_files), attempts=attempt,
+            collections={f"{v.tenant}/{v.database}/{v.name}": v.records for v in report.collections},
+            quarantined=[f"{v.tenant}/{v.database}/{v.name}" for v in report.quarantined])
+        (partial / SNAPSHOT_FILE).write_text(json.dumps(asdict(snapshot), indent=2, sort_keys=True))
+        partial.rename(final)
+        prune(settings.root, settings.keep)
+        log.info("recovery point taken", extra={"event": "snapshot_taken", **asdict(snapshot)})
+        return snapshot
+    shutil.rmtree(partial, ignore_errors=True)
+    raise SnapshotError(f"the directory changed during each of {settings.attempts} copies: writes were not held "
+                        "(is this node's proxy the only way in?)")
+
+
+def prune(root: Path, keep: int) -> None:
+    """Keep the newest `keep` finished recovery points; remove older ones and abandoned partial copies."""
+    finished = sorted((p for p in root.iterdir() if (p / SNAPSHOT_FILE).exists()),
+                      key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in finished[keep:]:
+        shutil.rmtree(old)
+    for abandoned in root.glob("*" + PARTIAL_SUFFIX):
+        shutil.rmtree(abandoned, ignore_errors=True)
+
+
+def read(path: Path) -> Snapshot:
+    return Snapshot(**json.loads((path / SNAPSHOT_FILE).read_text()))
+
+
+class ProxyWriteGate:
+    """The running HAProxy's gate (its admin socket): a versioned swap of the mode map, and `show stat`."""
+
+    def __init__(self, api: RuntimeApi, runtime_dir: Path) -> None:
+        self._api = api
+        self._map = runtime_dir / haproxy_config.MODE_MAP
+
+    def hold(self) -> None:
+        self._api.replace_map(self._map, [haproxy_config.WRITES_HELD_KEY])
+
+    def release(self) -> None:
+        self._api.replace_map(self._map, [])
+
+    def in_flight(self) -> int:
+        return self._api.sessions(haproxy_config.WRITE_BACKEND)
