@@ -63,7 +63,7 @@ NODE_START_VOLUME = "node-start"
 # environment (`__` nests config keys): segment_manager.hnsw_index_pool_cache_config.memory.capacity.
 INDEX_CACHE_ENV = "CHROMA_SEGMENT_MANAGER__HNSW_INDEX_POOL_CACHE_CONFIG__MEMORY__CAPACITY"
 # Measurement tools beside the gateway's code, which need chromadb: not shipped in the image.
-GATEWAY_DEVELOPMENT_TOOLS = ("bench.py", "floods.py", "crash_trials.py", "check_speed.py")
+GATEWAY_DEVELOPMENT_TOOLS = ("bench.py", "floods.py", "crash_trials.py", "node_speed.py")
 CHROMA_CONTAINER = "chroma"
 GATEWAY_CONTAINER = "gateway"
 

@@ -1,11 +1,12 @@
-"""How long the start check takes, against index size: a full scan, and a start where nothing changed.
+"""How long the node's own work takes against its data size: the start check, and a recovery point's copy.
 
-    python -m gateway.check_speed [--records 100000] [--dim 384] [--collections 2]
+    python -m gateway.node_speed [--records 100000] [--dim 384] [--collections 2]
 
 Writes the collections with a real `chroma run` on loopback (temporary directory), stops it, then runs the start
 check (gateway.integrity) three times: with no remembered list (every element read), with the list a passing check
-leaves (nothing read element by element), and after one more save of one collection (only that one read).
-Prints index bytes, seconds and MiB/s. (Development tool: not shipped in the gateway image.)
+leaves (nothing read element by element), and after one more save of one collection (only that one read). Then
+takes a recovery point (gateway.snapshot.take: the copy that writes wait for) and prints its pause per GiB.
+Local disk: on EFS both are bounded by the task's EFS throughput. (Development tool: not shipped in the image.)
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from pathlib import Path
 import chromadb
 from chromadb.config import Settings
 
-from gateway import integrity
+from gateway import integrity, snapshot
 from gateway.local import LOOPBACK, chroma_server
 
 BATCH = 2000
@@ -61,6 +62,19 @@ def main(argv: list[str] | None = None) -> int:
             api = chromadb.HttpClient(host=LOOPBACK, port=server.port, settings=Settings(anonymized_telemetry=False))
             api.get_collection("speed-0").add(*batch(args.records, BATCH))
         measure("restart after writing 1 collection")
+
+        class Idle:  # Chroma is stopped: nothing to hold, nothing in flight
+            def hold(self) -> None: ...
+            def release(self) -> None: ...
+            def in_flight(self) -> int:
+                return 0
+
+        root = Path(tmp) / "recovery-points"
+        root.mkdir()
+        point = snapshot.take(Idle(), snapshot.SnapshotSettings(source=data, root=root), "speed", "1.5.9")
+        mib = point.bytes / (1 << 20)
+        print(f"\nrecovery point: {mib:.1f} MiB in {point.pause_seconds:.2f} s of held writes "
+              f"({mib / point.pause_seconds:.0f} MiB/s, {point.seconds_per_gib:.1f} s per GiB)")
     return 0
 
 
