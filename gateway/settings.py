@@ -44,6 +44,12 @@ ENV_NODE_DATA_DIR = "GATEWAY_NODE_DATA_DIR"
 ENV_NODE_START_DIR = "GATEWAY_NODE_START_DIR"
 ENV_START_CHECK_WAIT_SECONDS = "GATEWAY_START_CHECK_WAIT_SECONDS"
 ENV_DISK_METRICS_SECONDS = "GATEWAY_DISK_METRICS_SECONDS"
+ENV_CHROMA_VERSION = "GATEWAY_CHROMA_VERSION"
+ENV_SNAPSHOT_DIR = "GATEWAY_SNAPSHOT_DIR"
+ENV_SNAPSHOT_BUCKET = "GATEWAY_SNAPSHOT_BUCKET"
+ENV_SNAPSHOT_PREFIX = "GATEWAY_SNAPSHOT_PREFIX"
+ENV_SNAPSHOT_POLL_SECONDS = "GATEWAY_SNAPSHOT_POLL_SECONDS"
+ENV_SNAPSHOT_MAX_PAUSE_SECONDS = "GATEWAY_SNAPSHOT_MAX_PAUSE_SECONDS"
 
 
 class SettingsError(ValueError):
@@ -92,6 +98,17 @@ class Settings:
     # How long to wait for the entrypoint to hold the writer lock (it waits for the lock itself first).
     start_check_wait_seconds: float = 600.0
     disk_metrics_seconds: float = 60.0
+    # Recovery points (gateway.snapshot): where they are written (beside the node's directory on the same file
+    # system), and the S3 bucket and prefix where the backup job asks for one and reads the outcome.
+    snapshot_dir: str = ""
+    snapshot_bucket: str = ""
+    # The Chroma image tag the node runs, recorded with every recovery point (Chroma's API reports its API
+    # version, not its release): a restore into another release is refused unless forced.
+    chroma_version: str = ""
+    snapshot_prefix: str = ""
+    snapshot_poll_seconds: float = 5.0
+    # A copy that would hold writes longer than this is abandoned (writes flow again) and the backup fails.
+    snapshot_max_pause_seconds: float = 300.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -134,7 +151,18 @@ class Settings:
             node_start_dir=env.get(ENV_NODE_START_DIR, cls.node_start_dir),
             start_check_wait_seconds=number(ENV_START_CHECK_WAIT_SECONDS, "start_check_wait_seconds", 1, 3600),
             disk_metrics_seconds=number(ENV_DISK_METRICS_SECONDS, "disk_metrics_seconds", 1, 3600),
+            snapshot_dir=env.get(ENV_SNAPSHOT_DIR, cls.snapshot_dir),
+            snapshot_bucket=env.get(ENV_SNAPSHOT_BUCKET, cls.snapshot_bucket),
+            chroma_version=env.get(ENV_CHROMA_VERSION, cls.chroma_version),
+            snapshot_prefix=env.get(ENV_SNAPSHOT_PREFIX, cls.snapshot_prefix).strip("/"),
+            snapshot_poll_seconds=number(ENV_SNAPSHOT_POLL_SECONDS, "snapshot_poll_seconds", 0.1, 300),
+            snapshot_max_pause_seconds=number(ENV_SNAPSHOT_MAX_PAUSE_SECONDS, "snapshot_max_pause_seconds", 1, 3600),
         )
+        snapshot_fields = (settings.snapshot_dir, settings.snapshot_bucket, settings.snapshot_prefix,
+                           settings.chroma_version)
+        if any(snapshot_fields) and not (all(snapshot_fields) and settings.node_data_dir):
+            raise SettingsError(f"recovery points need {ENV_SNAPSHOT_DIR}, {ENV_SNAPSHOT_BUCKET}, "
+                                f"{ENV_SNAPSHOT_PREFIX} and {ENV_CHROMA_VERSION} together, and {ENV_NODE_DATA_DIR}")
         if bool(settings.node_data_dir) != bool(settings.node_start_dir):
             raise SettingsError(f"set both {ENV_NODE_DATA_DIR} and {ENV_NODE_START_DIR} (the start check needs the "
                                 "node's directory and the volume shared with Chroma's entrypoint), or neither")

@@ -88,7 +88,10 @@ def signature(directory: Path) -> Signature:
             relative = str(path.relative_to(directory))
             if relative in NOT_COPIED:
                 continue
-            stat = path.stat()
+            try:
+                stat = path.stat()
+            except FileNotFoundError:  # gone while listed (SQLite's journal): the comparison will differ
+                continue
             found[relative] = (stat.st_size, stat.st_mtime_ns)
     return found
 
@@ -102,7 +105,10 @@ def copy_files(source: Path, target: Path, files: list[str], deadline: float,
             raise SnapshotError(f"the copy would hold writes longer than allowed ({copied} bytes copied)")
         destination = target / relative
         destination.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source / relative, destination)
+        try:
+            shutil.copy2(source / relative, destination)
+        except FileNotFoundError:
+            raise _Changed(f"{relative} disappeared during the copy") from None
         copied += destination.stat().st_size
         pace()
     return copied

@@ -24,13 +24,15 @@ import subprocess
 import tempfile
 import time
 from collections import deque
+from dataclasses import asdict
 from pathlib import Path
 
-from gateway import haproxy_config, integrity, node_start
+from gateway import haproxy_config, integrity, node_start, snapshot
 from gateway.access_log import AccessLogReceiver
 from gateway.control import HEARTBEAT_PATH, ControlServer, http_status
 from gateway.runtime_api import RuntimeApi, RuntimeApiError, digest
 from gateway.settings import Settings
+from gateway.snapshot_requests import S3SnapshotRequests
 from gateway.telemetry import AccessLog
 from gateway.tokens import TokenCache
 
@@ -62,6 +64,8 @@ class Supervisor:
         self.draining = False
         self.starting = bool(settings.node_data_dir)  # the start check has not finished
         self.quarantined: tuple[integrity.Verdict, ...] = ()
+        self.snapshot_running: str | None = None  # the recovery point being taken (writes held during its copy)
+        self.last_snapshot: dict[str, object] | None = None
         self._restarts: deque[float] = deque(maxlen=MAX_RESTARTS)
 
     # tokens
@@ -171,7 +175,57 @@ class Supervisor:
     def details(self) -> dict[str, object]:
         return {"quarantined_collections": [
             {"id": v.collection_id, "name": v.name, "tenant": v.tenant, "database": v.database, "problem": v.problem}
-            for v in self.quarantined]}
+            for v in self.quarantined],
+            "writes": f"paused for recovery point {self.snapshot_running}" if self.snapshot_running else "flowing",
+            "last_recovery_point": self.last_snapshot}
+
+    # recovery points
+    async def snapshot_loop(self) -> None:
+        """Take the recovery points the backup job asks for (gateway.snapshot_requests), one at a time."""
+        import boto3
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        s = self.settings
+        requests = S3SnapshotRequests(boto3.client("s3"), s.snapshot_bucket, s.snapshot_prefix)
+        gate = snapshot.ProxyWriteGate(self.api, self.runtime_dir)
+        where = snapshot.SnapshotSettings(source=Path(s.node_data_dir), root=Path(s.snapshot_dir),
+                                          drain_seconds=s.upstream_timeout_seconds,
+                                          max_pause_seconds=s.snapshot_max_pause_seconds)
+        while True:
+            await asyncio.sleep(s.snapshot_poll_seconds)
+            try:
+                request = await asyncio.to_thread(requests.poll)
+            except (BotoCoreError, ClientError) as error:
+                log.warning("cannot read snapshot requests", extra={"event": "snapshot_poll_failed",
+                                                                    "error": str(error)})
+                continue
+            if request is None:
+                continue
+            outcome = await self.take_snapshot(gate, where, request.snapshot_id)
+            try:
+                await asyncio.to_thread(requests.answer, request.snapshot_id, outcome)
+            except (BotoCoreError, ClientError) as error:
+                log.error("cannot report a recovery point", extra={"event": "snapshot_report_failed",
+                                                                   "snapshot_id": request.snapshot_id,
+                                                                   "error": str(error)})
+
+    async def take_snapshot(self, gate: snapshot.WriteGate, where: snapshot.SnapshotSettings,
+                            snapshot_id: str) -> dict[str, object]:
+        self.snapshot_running = snapshot_id
+        try:
+            point = await asyncio.to_thread(snapshot.take, gate, where, snapshot_id, self.settings.chroma_version)
+        except (snapshot.SnapshotError, RuntimeApiError, OSError) as error:
+            log.error("recovery point failed: no copy was kept, writes flow", extra={
+                "event": "snapshot_failed", "snapshot_id": snapshot_id, "error": str(error)})
+            self.access_log.node_metrics({"SnapshotFailed": 1})
+            return {"status": "failed", "snapshot_id": snapshot_id, "error": str(error)}
+        finally:
+            self.snapshot_running = None
+        self.access_log.node_metrics({"SnapshotFailed": 0, "SnapshotPauseSeconds": point.pause_seconds,
+                                      "SnapshotBytes": point.bytes})
+        self.last_snapshot = {"id": point.snapshot_id, "pause_seconds": point.pause_seconds, "bytes": point.bytes,
+                              "created_at": point.created_at}
+        return {"status": "ok", **asdict(point)}
 
     # readiness
     async def problems(self) -> list[str]:
@@ -233,6 +287,8 @@ class Supervisor:
         background = [asyncio.create_task(self.token_loop())]
         if self.settings.node_data_dir:
             background.append(asyncio.create_task(self.disk_metrics_loop()))
+        if self.settings.snapshot_dir:
+            background.append(asyncio.create_task(self.snapshot_loop()))
         supervised = asyncio.create_task(self.supervise())
         stopped = asyncio.create_task(stop.wait())
         try:

@@ -29,6 +29,9 @@ NODE_METRICS = {
     "SqliteBytes": "Bytes",
     "IndexBytes": "Bytes",
     "LogRows": "Count",
+    "SnapshotPauseSeconds": "Seconds",
+    "SnapshotBytes": "Bytes",
+    "SnapshotFailed": "Count",
 }
 
 

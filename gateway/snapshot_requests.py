@@ -1,0 +1,109 @@
+"""How a node learns to take a recovery point, and how it answers: two objects in S3.
+
+The backup job writes `<prefix>/snapshot-request.json` ({"id": ..., "expires_at": epoch seconds}); the gateway polls
+it (a conditional GET: unchanged costs a 304) and, for a request it has not answered and that has not expired, takes
+the recovery point (gateway.snapshot) and writes `<prefix>/snapshots/<id>.json` with the outcome. S3 is reachable
+from every network layout of this project (the S3 gateway endpoint is always there, and costs nothing), across the
+load balancer's one task, and the request survives a gateway restart: a restarted gateway finds it again, and an
+expired one never pauses writes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+log = logging.getLogger("gateway.snapshot")
+
+REQUEST_KEY = "snapshot-request.json"
+RESULTS_FOLDER = "snapshots"
+_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class SnapshotRequest:
+    snapshot_id: str
+    expires_at: float
+
+
+def request_key(prefix: str) -> str:
+    return f"{prefix}/{REQUEST_KEY}"
+
+
+def result_key(prefix: str, snapshot_id: str) -> str:
+    return f"{prefix}/{RESULTS_FOLDER}/{snapshot_id}.json"
+
+
+def parse_request(body: bytes) -> SnapshotRequest:
+    """The request's fields, or ValueError naming what is wrong."""
+    try:
+        raw = json.loads(body)
+        snapshot_id, expires_at = raw["id"], float(raw["expires_at"])
+    except (ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"not a snapshot request ({type(error).__name__}: {error})") from None
+    if not isinstance(snapshot_id, str) or not _ID.match(snapshot_id):
+        raise ValueError(f"snapshot request id {snapshot_id!r}: use 1-64 letters, digits and '-'")
+    return SnapshotRequest(snapshot_id, expires_at)
+
+
+class S3SnapshotRequests:
+    def __init__(self, client: S3Client, bucket: str, prefix: str) -> None:
+        self._client = client
+        self._bucket = bucket
+        self._prefix = prefix.strip("/")
+        self._etag: str | None = None
+        self._answered: set[str] = set()
+
+    def poll(self, now: float | None = None) -> SnapshotRequest | None:
+        """A request to act on now, or None (none, unchanged, answered, expired or malformed)."""
+        arguments: dict[str, Any] = {"Bucket": self._bucket, "Key": request_key(self._prefix)}
+        if self._etag:
+            arguments["IfNoneMatch"] = self._etag
+        try:
+            answer = self._client.get_object(**arguments)
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            if code in ("304", "NotModified", "NoSuchKey", "404"):
+                return None
+            raise
+        self._etag = answer.get("ETag")
+        try:
+            request = parse_request(answer["Body"].read())
+        except ValueError as error:
+            log.error("ignoring a malformed snapshot request", extra={"event": "snapshot_request_invalid",
+                                                                       "error": str(error)})
+            return None
+        if request.snapshot_id in self._answered or self._already_answered(request.snapshot_id):
+            self._answered.add(request.snapshot_id)
+            return None
+        if request.expires_at < (time.time() if now is None else now):
+            log.warning("ignoring an expired snapshot request", extra={"event": "snapshot_request_expired",
+                                                                        "snapshot_id": request.snapshot_id})
+            self._answered.add(request.snapshot_id)
+            return None
+        return request
+
+    def _already_answered(self, snapshot_id: str) -> bool:
+        """A restarted gateway must not take the same recovery point twice."""
+        try:
+            self._client.head_object(Bucket=self._bucket, Key=result_key(self._prefix, snapshot_id))
+            return True
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code", "") in ("404", "NoSuchKey", "NotFound"):
+                return False
+            raise
+
+    def answer(self, snapshot_id: str, outcome: dict[str, Any]) -> None:
+        self._client.put_object(Bucket=self._bucket, Key=result_key(self._prefix, snapshot_id),
+                                Body=json.dumps(outcome, sort_keys=True).encode(),
+                                ContentType="application/json")
+        self._answered.add(snapshot_id)
