@@ -101,8 +101,8 @@ def test_prod_pays_for_endpoints_in_every_zone_instead_of_nat() -> None:
 
 def test_cost_counts_alarms_and_metrics_from_the_code() -> None:
     assert cost.alarm_count(PROD) == 25  # 20 metric alarms + 4 latency alarms + the composite
-    # gateway: 5 per operation (13) and in total; 4 node metrics; capacity, rotation steps, token age, restarts
-    assert cost.custom_metric_count() == 5 * (13 + 1) + 4 + 5 + 12 + 1 + 1
+    # gateway: 5 per operation (13) and in total; 7 node metrics; capacity, rotation steps, token age, restarts
+    assert cost.custom_metric_count() == 5 * (13 + 1) + 7 + 5 + 12 + 1 + 1
 
 
 def test_cost_rejects_negative_usage_and_other_regions() -> None:
