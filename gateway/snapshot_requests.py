@@ -1,59 +1,28 @@
 """How a node learns to take a recovery point, and how it answers: two objects in S3.
 
-The backup job writes `<prefix>/snapshot-request.json` ({"id": ..., "expires_at": epoch seconds}); the gateway polls
-it (a conditional GET: unchanged costs a 304) and, for a request it has not answered and that has not expired, takes
-the recovery point (gateway.snapshot) and writes `<prefix>/snapshots/<id>.json` with the outcome. S3 is reachable
-from every network layout of this project (the S3 gateway endpoint is always there, and costs nothing), across the
-load balancer's one task, and the request survives a gateway restart: a restarted gateway finds it again, and an
-expired one never pauses writes.
+The backup job writes `<prefix>/snapshot-request.json` ({"id": ..., "expires_at": epoch seconds}; the keys and
+shapes are gateway.snapshot_protocol); the gateway polls it (a conditional GET: unchanged costs a 304) and, for a
+request it has not answered and that has not expired, takes the recovery point (gateway.snapshot) and writes
+`<prefix>/snapshots/<id>.json` with the outcome. S3 is reachable from every network layout of this project (the S3
+gateway endpoint is always there, and costs nothing), across the load balancer's one task, and the request
+survives a gateway restart: a restarted gateway finds it again, and an expired one never pauses writes.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
+
+from gateway.snapshot_protocol import SnapshotRequest, parse_request, request_key, result_key
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 log = logging.getLogger("gateway.snapshot")
-
-REQUEST_KEY = "snapshot-request.json"
-RESULTS_FOLDER = "snapshots"
-_ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
-
-
-@dataclass(frozen=True)
-class SnapshotRequest:
-    snapshot_id: str
-    expires_at: float
-
-
-def request_key(prefix: str) -> str:
-    return f"{prefix}/{REQUEST_KEY}"
-
-
-def result_key(prefix: str, snapshot_id: str) -> str:
-    return f"{prefix}/{RESULTS_FOLDER}/{snapshot_id}.json"
-
-
-def parse_request(body: bytes) -> SnapshotRequest:
-    """The request's fields, or ValueError naming what is wrong."""
-    try:
-        raw = json.loads(body)
-        snapshot_id, expires_at = raw["id"], float(raw["expires_at"])
-    except (ValueError, KeyError, TypeError) as error:
-        raise ValueError(f"not a snapshot request ({type(error).__name__}: {error})") from None
-    if not isinstance(snapshot_id, str) or not _ID.match(snapshot_id):
-        raise ValueError(f"snapshot request id {snapshot_id!r}: use 1-64 letters, digits and '-'")
-    return SnapshotRequest(snapshot_id, expires_at)
-
 
 class S3SnapshotRequests:
     def __init__(self, client: S3Client, bucket: str, prefix: str) -> None:

@@ -21,7 +21,7 @@ from chromadb.config import Settings as ChromaSettings
 from gateway import settings as gw
 from gateway import snapshot
 from gateway.local import LOOPBACK, Server
-from gateway.snapshot_requests import parse_request, request_key, result_key
+from gateway.snapshot_protocol import parse_request, request_key, result_key
 from gateway.tests.conftest import GatewayFactory
 from gateway.tests.test_proxy import _wait_for as wait_for
 
