@@ -1,0 +1,1 @@
+"""The backup job: quiesced recovery points from the node, kept by AWS Backup."""
