@@ -43,6 +43,10 @@ NODE_START_PATH = "/run/node-start"
 EFS_POSIX_UID = 1000
 EFS_POSIX_GID = 1000
 EFS_ACCESS_POINT_ROOT = "/chroma/primary"
+# Quiesced copies of the node's directory (gateway/snapshot.py), beside it on the same file system.
+RECOVERY_POINTS_ROOT = "/chroma/recovery-points"
+# Where the node reads recovery-point requests and writes its answers, in the requests bucket.
+RECOVERY_POINT_PREFIX = "nodes/primary"
 
 # Interface VPC endpoints the tasks and functions need (the S3 gateway endpoint is always there): images (ECR),
 # logs, the token secret and the key that encrypts it.

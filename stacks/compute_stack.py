@@ -34,7 +34,8 @@ class ComputeStack(cdk.Stack):
         self.chroma = ChromaService(
             self, "Chroma", config=config, vpc=vpc, subnets=network.network.private_subnets,
             security_group=network.security_groups.task, file_system=storage.file_system,
-            access_point=storage.access_point, token_secret=token_secret, key=key,
+            access_point=storage.access_point, recovery_points=storage.recovery_points.access_point,
+            token_secret=token_secret, key=key,
             removal_policy=removal_policy(config.retain_data))
         self.load_balancer = ChromaLoadBalancer(
             self, "LoadBalancer", config=config, vpc=vpc, security_group=network.security_groups.load_balancer,

@@ -13,6 +13,7 @@ from cdk_app.storage.backup import FileSystemBackup
 from cdk_app.storage.data_key import DataKey
 from cdk_app.storage.file_system import ChromaFileSystem
 from cdk_app.storage.gateway_token import GatewayTokenSecret
+from cdk_app.storage.recovery_points import RecoveryPointStore
 from stacks.network_stack import NetworkStack
 
 
@@ -31,6 +32,8 @@ class StorageStack(cdk.Stack):
             key=self.key, removal_policy=removal)
         self.file_system = storage.file_system
         self.access_point = storage.access_point
+        self.recovery_points = RecoveryPointStore(self, "RecoveryPoints", environment=config.name,
+                                                  file_system=self.file_system)
         self.backup = FileSystemBackup(self, "Backup", config=config.backup, environment=config.name,
                                        file_system=self.file_system, key=self.key, removal_policy=removal)
         self.token_secret = GatewayTokenSecret(self, "GatewayToken", environment=config.name, key=self.key,

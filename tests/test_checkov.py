@@ -32,9 +32,10 @@ ACCEPTED: dict[str, tuple[tuple[str, ...], str]] = {
     "CKV_AWS_173": (("TokenRotationFunction", "CapacityCheckFunction", "TokenAgeCheckFunction"),
                     "The environment variables hold resource ids and names, never a secret; Lambda encrypts them at "
                     "rest with an AWS key. The token is read from Secrets Manager at run time."),
-    "CKV_AWS_18": (("LoadBalancerAccessLogs",),
-                   "This bucket receives the load balancer's access logs; logging access to it into another bucket "
-                   "would duplicate CloudTrail data events (same reason as cdk-nag S1)."),
+    "CKV_AWS_18": (("LoadBalancerAccessLogs", "RecoveryPointsRequests"),
+                   "One bucket receives the load balancer's access logs, the other only the backup job's requests and "
+                   "the node's answers (small JSON, no data); logging access to them into another bucket would "
+                   "duplicate CloudTrail data events (same reason as cdk-nag S1)."),
     "CKV_AWS_2": (("LoadBalancerAlbHttp",),
                   "dev only: no certificate is configured there (staging and prod must have TLS, checked at synth); "
                   "the load balancer is internal and accepts the VPC only."),

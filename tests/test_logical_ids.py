@@ -26,6 +26,7 @@ STATEFUL: dict[str, dict[str, str]] = {
         "ChromaDataKey": "AWS::KMS::Key",
         "ChromaFileSystem": "AWS::EFS::FileSystem",
         "ChromaPrimaryNodeAccessPoint": "AWS::EFS::AccessPoint",
+        "ChromaRecoveryPointsAccessPoint": "AWS::EFS::AccessPoint",
         "ChromaBackupVault": "AWS::Backup::BackupVault",
         "ChromaGatewayTokenSecret": "AWS::SecretsManager::Secret",
     },

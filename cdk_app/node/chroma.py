@@ -30,13 +30,16 @@ from cdk_app.constants import (
     GATEWAY_PORT,
     GATEWAY_STOP_TIMEOUT_SECONDS,
     NODE_START_PATH,
+    RECOVERY_POINT_PREFIX,
     log_group_name,
     writer_lock_wait_seconds,
 )
 from cdk_app.constructs.stateful import pin_logical_id
 from cdk_app.log_retention import retention
 from cdk_app.nag import acknowledge
+from cdk_app.storage.recovery_points import requests_bucket_name
 from gateway import settings as gw
+from gateway.snapshot_protocol import request_key, result_key
 from ops.capacity import collections_per_task
 
 
@@ -59,6 +62,8 @@ DATA_VOLUME = "chroma-data"
 GATEWAY_RUN_VOLUME = "gateway-run"
 GATEWAY_RUN_PATH = "/run/gateway"
 NODE_START_VOLUME = "node-start"
+RECOVERY_POINTS_VOLUME = "recovery-points"
+RECOVERY_POINTS_PATH = "/recovery-points"
 # Chroma's index cache capacity (how many collections' indexes it keeps loaded), as Chroma reads it from its
 # environment (`__` nests config keys): segment_manager.hnsw_index_pool_cache_config.memory.capacity.
 INDEX_CACHE_ENV = "CHROMA_SEGMENT_MANAGER__HNSW_INDEX_POOL_CACHE_CONFIG__MEMORY__CAPACITY"
@@ -76,8 +81,8 @@ _ARCHITECTURE = {
 class ChromaService(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, vpc: ec2.IVpc,
                  subnets: ec2.SubnetSelection, security_group: ec2.ISecurityGroup, file_system: efs.IFileSystem,
-                 access_point: efs.IAccessPoint, token_secret: secretsmanager.ISecret, key: kms.IKey,
-                 removal_policy: cdk.RemovalPolicy) -> None:
+                 access_point: efs.IAccessPoint, recovery_points: efs.IAccessPoint,
+                 token_secret: secretsmanager.ISecret, key: kms.IKey, removal_policy: cdk.RemovalPolicy) -> None:
         super().__init__(scope, construct_id)
         cpu_architecture, platform = _ARCHITECTURE[config.task.architecture]
         self.cluster = ecs.Cluster(self, "Cluster", vpc=vpc, container_insights_v2=ecs.ContainerInsights.ENHANCED)
@@ -99,15 +104,40 @@ class ChromaService(Construct):
                 transit_encryption="ENABLED",
                 authorization_config=ecs.AuthorizationConfig(access_point_id=access_point.access_point_id,
                                                              iam="ENABLED"),
+            )), ecs.Volume(name=RECOVERY_POINTS_VOLUME, efs_volume_configuration=ecs.EfsVolumeConfiguration(
+                file_system_id=file_system.file_system_id,
+                transit_encryption="ENABLED",
+                authorization_config=ecs.AuthorizationConfig(access_point_id=recovery_points.access_point_id,
+                                                             iam="ENABLED"),
             )), ecs.Volume(name=GATEWAY_RUN_VOLUME), ecs.Volume(name=NODE_START_VOLUME)],
         )
         task_role = self.task_definition.task_role
-        # Mount and write through this node's access point only (no root access: the access point forces the owner).
+        # Mount and write through this node's access point and the recovery points' only (no root access: each
+        # access point forces the owner and roots the mount in its own directory).
         task_role.add_to_principal_policy(iam.PolicyStatement(
             actions=["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"],
             resources=[file_system.file_system_arn],
-            conditions={"StringEquals": {"elasticfilesystem:AccessPointArn": access_point.access_point_arn}},
+            conditions={"StringEquals": {"elasticfilesystem:AccessPointArn": [
+                access_point.access_point_arn, recovery_points.access_point_arn]}},
         ))
+        # Recovery points: read the backup job's request, read and write the answers (gateway/snapshot_requests.py);
+        # listing, only under the node's prefix, makes a missing key a 404 rather than a 403.
+        requests_bucket = requests_bucket_name(config.name)
+        bucket_arn = f"arn:{cdk.Aws.PARTITION}:s3:::{requests_bucket}"
+        answers = f"{bucket_arn}/{result_key(RECOVERY_POINT_PREFIX, '*')}"
+        task_role.add_to_principal_policy(iam.PolicyStatement(
+            actions=["s3:GetObject"], resources=[f"{bucket_arn}/{request_key(RECOVERY_POINT_PREFIX)}", answers]))
+        task_role.add_to_principal_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=[answers]))
+        task_role.add_to_principal_policy(iam.PolicyStatement(
+            actions=["s3:ListBucket"], resources=[bucket_arn],
+            conditions={"StringLike": {"s3:prefix": f"{RECOVERY_POINT_PREFIX}/*"}}))
+        acknowledge(task_role, {
+            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{requests_bucket_name(config.name)}/"
+            f"{result_key(RECOVERY_POINT_PREFIX, '*')}]".replace(str(cdk.Aws.ACCOUNT_ID), "<AWS::AccountId>")
+            .replace(str(cdk.Aws.REGION), "<AWS::Region>"):
+                "The node answers each recovery point request in an object named by the request's id (one per "
+                "backup), under its own prefix of the requests bucket; nothing else in the bucket.",
+        })
         # The gateway reads the token (all stages) at run time, so a rotation needs no restart.
         token_secret.grant_read(task_role)
         # The secret is encrypted with the data key. The key lives in the storage stack, so CDK's via-service grant
@@ -174,6 +204,11 @@ class ChromaService(Construct):
                 gw.ENV_NODE_DATA_DIR: CHROMA_DATA_PATH,
                 gw.ENV_NODE_START_DIR: NODE_START_PATH,
                 gw.ENV_START_CHECK_WAIT_SECONDS: str(lock_wait + 30),
+                # Recovery points: copied beside the directory while writes are held, on the backup job's request.
+                gw.ENV_SNAPSHOT_DIR: RECOVERY_POINTS_PATH,
+                gw.ENV_SNAPSHOT_BUCKET: requests_bucket_name(config.name),
+                gw.ENV_SNAPSHOT_PREFIX: RECOVERY_POINT_PREFIX,
+                gw.ENV_CHROMA_VERSION: config.chroma_image.tag,
             },
             essential=True,
             port_mappings=[ecs.PortMapping(container_port=GATEWAY_PORT, protocol=ecs.Protocol.TCP)],
@@ -189,7 +224,9 @@ class ChromaService(Construct):
             ecs.MountPoint(container_path=GATEWAY_RUN_PATH, source_volume=GATEWAY_RUN_VOLUME, read_only=False),
             ecs.MountPoint(container_path=NODE_START_PATH, source_volume=NODE_START_VOLUME, read_only=False),
             # Read-only: the gateway checks the directory before Chroma starts and measures it while it runs.
-            ecs.MountPoint(container_path=CHROMA_DATA_PATH, source_volume=DATA_VOLUME, read_only=True))
+            ecs.MountPoint(container_path=CHROMA_DATA_PATH, source_volume=DATA_VOLUME, read_only=True),
+            ecs.MountPoint(container_path=RECOVERY_POINTS_PATH, source_volume=RECOVERY_POINTS_VOLUME,
+                           read_only=False))
         self.gateway.add_container_dependencies(ecs.ContainerDependency(
             container=self.chroma, condition=ecs.ContainerDependencyCondition.START))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -108,7 +109,8 @@ def test_gateway_has_a_read_only_root_and_a_task_volume_for_haproxy(synthesized:
     assert gateway["MountPoints"] == [
         {"ContainerPath": "/run/gateway", "ReadOnly": False, "SourceVolume": "gateway-run"},
         {"ContainerPath": "/run/node-start", "ReadOnly": False, "SourceVolume": "node-start"},
-        {"ContainerPath": "/data", "ReadOnly": True, "SourceVolume": "chroma-data"}]
+        {"ContainerPath": "/data", "ReadOnly": True, "SourceVolume": "chroma-data"},
+        {"ContainerPath": "/recovery-points", "ReadOnly": False, "SourceVolume": "recovery-points"}]
     # Task storage, not EFS: HAProxy's runtime files, and the start check's handshake with the Chroma entrypoint.
     assert {"Name": "gateway-run"} in task["Properties"]["Volumes"]
     assert {"Name": "node-start"} in task["Properties"]["Volumes"]
@@ -162,3 +164,21 @@ def test_chroma_keeps_only_as_many_indexes_loaded_as_the_task_holds(synthesized:
     config = ENVIRONMENTS[env].task
     held = collections_per_task(config.memory_mib, config.collection_size.vectors, config.collection_size.dim)
     assert int(chroma[INDEX_CACHE_ENV]) == held >= 1
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_the_node_reads_only_its_requests_and_writes_only_its_answers(synthesized: SynthesizedApp, env: str) -> None:
+    compute = synthesized.template_json(env, "Compute")
+    policies = resources(compute, "AWS::IAM::Policy")
+    (task_policy,) = [p for k, p in policies.items() if k.startswith("ChromaTaskTaskRoleDefaultPolicy")]
+    s3_statements = {json.dumps(st["Action"]): st for st in task_policy["Properties"]["PolicyDocument"]["Statement"]
+                     if str(st["Action"]).startswith("s3:")}
+    assert set(s3_statements) == {'"s3:GetObject"', '"s3:PutObject"', '"s3:ListBucket"'}
+    put = json.dumps(s3_statements['"s3:PutObject"']["Resource"])
+    assert "/nodes/primary/snapshots/*" in put and "snapshot-request" not in put
+    get = json.dumps(s3_statements['"s3:GetObject"']["Resource"])
+    assert "/nodes/primary/snapshot-request.json" in get and "/nodes/primary/snapshots/*" in get
+    assert s3_statements['"s3:ListBucket"']["Condition"] == {"StringLike": {"s3:prefix": "nodes/primary/*"}}
+    (efs_statement,) = [st for st in task_policy["Properties"]["PolicyDocument"]["Statement"]
+                        if st["Action"] == ["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"]]
+    assert len(efs_statement["Condition"]["StringEquals"]["elasticfilesystem:AccessPointArn"]) == 2
