@@ -21,9 +21,9 @@ verdict (gateway.node_start). `python -m gateway.integrity DIR` prints the repor
 
 from __future__ import annotations
 
-import contextlib
 import io
 import json
+import os
 import pickle
 import sqlite3
 import struct
@@ -150,14 +150,27 @@ def read_id_map(path: Path) -> IdMap:
     return result
 
 
+def file_signatures(directory: Path, skip: frozenset[str] = frozenset()) -> dict[str, tuple[int, int]]:
+    """Every file's size and modification time under `directory`, by relative path (`skip`: relative paths left
+    out). Unchanged means nothing wrote the file; a file gone while listed is left out, so a comparison differs."""
+    found: dict[str, tuple[int, int]] = {}
+    for folder, _dirs, files in os.walk(directory):
+        for name in files:
+            path = Path(folder) / name
+            relative = str(path.relative_to(directory))
+            if relative in skip:
+                continue
+            try:
+                stat = path.stat()
+            except FileNotFoundError:
+                continue
+            found[relative] = (stat.st_size, stat.st_mtime_ns)
+    return found
+
+
 def signature(directory: Path) -> str:
-    """Sizes and modification times of an index's files: unchanged since they passed means nothing wrote them."""
-    parts = []
-    for name in (HEADER_FILE, DATA_FILE, LENGTH_FILE, LINKS_FILE, ID_MAP_FILE):
-        with contextlib.suppress(FileNotFoundError):
-            stat = (directory / name).stat()
-            parts.append(f"{name}:{stat.st_size}:{stat.st_mtime_ns}")
-    return "|".join(parts)
+    """An index's files, sized and dated, as one string: unchanged since they passed means nothing wrote them."""
+    return "|".join(f"{name}:{size}:{mtime}" for name, (size, mtime) in sorted(file_signatures(directory).items()))
 
 
 def index_ids(directory: Path, scan_elements: bool = True) -> set[str]:

@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from gateway import integrity
+from gateway.files import write_atomically
 from gateway.settings import Settings
 
 log = logging.getLogger("gateway.node_start")
@@ -38,12 +39,6 @@ REPORT_WAIT_EVERY_SECONDS = 10.0
 
 class StartCheckError(RuntimeError):
     """The start check could not run: no writer lock in time, or the node's directory is unreadable."""
-
-
-def _publish(path: Path, text: str) -> None:
-    staging = path.with_name(path.name + ".tmp")
-    staging.write_text(text)
-    staging.replace(path)  # the entrypoint never sees a half-written file
 
 
 async def start_check(settings: Settings) -> integrity.Report:
@@ -63,11 +58,11 @@ async def start_check(settings: Settings) -> integrity.Report:
     try:
         report = await asyncio.to_thread(integrity.check, data_dir)
     except (OSError, sqlite3.Error) as error:
-        _publish(start_dir / FAILED, f"{type(error).__name__}: {error}\n")
+        write_atomically(start_dir / FAILED, f"{type(error).__name__}: {error}\n")
         raise StartCheckError(f"cannot read the node's directory {data_dir}: {error}") from error
-    _publish(start_dir / REPORT, json.dumps(report.to_json()))
-    _publish(start_dir / VERIFIED, json.dumps(report.verified(), sort_keys=True))
-    _publish(start_dir / PASSED, "")
+    write_atomically(start_dir / REPORT, json.dumps(report.to_json()))
+    write_atomically(start_dir / VERIFIED, json.dumps(report.verified(), sort_keys=True))
+    write_atomically(start_dir / PASSED, "")
     for verdict in report.quarantined:
         log.error("collection quarantined: its index disagrees with Chroma's records (a crash during a save); "
                   "requests to it are refused until it is restored (runbooks/collection-quarantined.md)",

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from typing import Protocol
 
 from gateway import haproxy_config, integrity
 from gateway.runtime_api import RuntimeApi
+from gateway.snapshot_protocol import valid_snapshot_id
 
 log = logging.getLogger("gateway.snapshot")
 
@@ -36,6 +36,10 @@ POLL_SECONDS = 0.01
 
 class SnapshotError(RuntimeError):
     """No clean copy could be taken; the message says why. Writes are flowing again when this is raised."""
+
+
+class _Changed(SnapshotError):
+    """Something wrote to the directory during the copy: this copy is thrown away and taken again."""
 
 
 class WriteGate(Protocol):
@@ -81,19 +85,7 @@ Signature = dict[str, tuple[int, int]]
 
 def signature(directory: Path) -> Signature:
     """Every data file's size and modification time, by relative path."""
-    found: Signature = {}
-    for folder, _dirs, files in os.walk(directory):
-        for name in files:
-            path = Path(folder) / name
-            relative = str(path.relative_to(directory))
-            if relative in NOT_COPIED:
-                continue
-            try:
-                stat = path.stat()
-            except FileNotFoundError:  # gone while listed (SQLite's journal): the comparison will differ
-                continue
-            found[relative] = (stat.st_size, stat.st_mtime_ns)
-    return found
+    return integrity.file_signatures(directory, NOT_COPIED)
 
 
 def copy_files(source: Path, target: Path, files: list[str], deadline: float,
@@ -135,14 +127,10 @@ def _copy_quiesced(gate: WriteGate, settings: SnapshotSettings, partial: Path) -
     return before, copied, pause
 
 
-class _Changed(SnapshotError):
-    """Something wrote to the directory during the copy: this copy is thrown away and taken again."""
-
-
 def take(gate: WriteGate, settings: SnapshotSettings, snapshot_id: str, chroma_version: str) -> Snapshot:
     """Take one recovery point at `<root>/<snapshot_id>`; raises SnapshotError if no clean copy could be made."""
-    if not snapshot_id.replace("-", "").isalnum():
-        raise SnapshotError(f"snapshot id {snapshot_id!r}: use letters, digits and '-'")
+    if not valid_snapshot_id(snapshot_id):
+        raise SnapshotError(f"snapshot id {snapshot_id!r}: use 1-64 letters, digits and '-'")
     final = settings.root / snapshot_id
     if final.exists():
         raise SnapshotError(f"a recovery point {snapshot_id!r} already exists at {final}")

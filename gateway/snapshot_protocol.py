@@ -23,6 +23,11 @@ class SnapshotRequest:
     expires_at: float
 
 
+def valid_snapshot_id(identifier: str) -> bool:
+    """Ids name a directory and an S3 key: 1-64 ASCII letters, digits and '-'."""
+    return bool(_ID.match(identifier))
+
+
 def request_key(prefix: str) -> str:
     return f"{prefix.strip('/')}/{REQUEST_KEY}"
 
@@ -47,6 +52,6 @@ def parse_request(body: bytes) -> SnapshotRequest:
         identifier, expires_at = raw["id"], float(raw["expires_at"])
     except (ValueError, KeyError, TypeError) as error:
         raise ValueError(f"not a snapshot request ({type(error).__name__}: {error})") from None
-    if not isinstance(identifier, str) or not _ID.match(identifier):
+    if not isinstance(identifier, str) or not valid_snapshot_id(identifier):
         raise ValueError(f"snapshot request id {identifier!r}: use 1-64 letters, digits and '-'")
     return SnapshotRequest(identifier, expires_at)

@@ -30,6 +30,7 @@ from pathlib import Path
 from gateway import haproxy_config, integrity, node_start, snapshot
 from gateway.access_log import AccessLogReceiver
 from gateway.control import HEARTBEAT_PATH, ControlServer, http_status
+from gateway.files import write_atomically
 from gateway.runtime_api import RuntimeApi, RuntimeApiError, digest
 from gateway.settings import Settings
 from gateway.snapshot_requests import S3SnapshotRequests
@@ -73,9 +74,7 @@ class Supervisor:
         return frozenset(digest(token) for token in self.tokens.tokens.active(time.time()))
 
     def _write_map(self, digests: frozenset[str]) -> None:
-        staging = self.tokens_map.with_suffix(".tmp")
-        staging.write_text("".join(f"{entry} 1\n" for entry in sorted(digests)))
-        staging.replace(self.tokens_map)
+        write_atomically(self.tokens_map, "".join(f"{entry} 1\n" for entry in sorted(digests)))
 
     def apply_tokens(self) -> None:
         """Swap HAProxy's token map if the accepted set changed; the map file follows, for a restarted HAProxy."""
@@ -152,9 +151,8 @@ class Supervisor:
     async def check_node(self) -> None:
         report = await node_start.start_check(self.settings)
         self.quarantined = report.quarantined
-        staging = self.runtime_dir / (haproxy_config.QUARANTINE_LIST + ".tmp")
-        staging.write_text("".join(f"/collections/{v.collection_id}\n" for v in self.quarantined))
-        staging.replace(self.runtime_dir / haproxy_config.QUARANTINE_LIST)
+        write_atomically(self.runtime_dir / haproxy_config.QUARANTINE_LIST,
+                         "".join(f"/collections/{v.collection_id}\n" for v in self.quarantined))
         self.starting = False
 
     async def disk_metrics_loop(self) -> None:

@@ -52,7 +52,8 @@ class AccessRecord:
 
 class AccessLog:
     def __init__(self, namespace: str, environment: str, stream: IO[str] | None = None) -> None:
-        self._environment = json.dumps(environment)
+        self._environment_name = environment
+        self._environment = json.dumps(environment)  # pre-encoded for the hand-formatted access lines
         self._stream = stream or sys.stdout
         self._buffer: list[str] = []
         self._namespace = namespace
@@ -91,7 +92,7 @@ class AccessLog:
         directive = [{"Namespace": self._namespace, "Dimensions": [["Environment"]],
                       "Metrics": [{"Name": name, "Unit": NODE_METRICS[name]} for name in values]}]
         line = json.dumps({"_aws": {"Timestamp": int(time.time() * 1000), "CloudWatchMetrics": directive},
-                           "type": "node", "Environment": json.loads(self._environment), **values})
+                           "type": "node", "Environment": self._environment_name, **values})
         with self._lock:
             self._stream.write(line + "\n")
             self._stream.flush()

@@ -4,33 +4,25 @@
 
 Starts a fresh `chroma run` (loopback, temporary directory), then in the default tenant/database and in a second
 tenant/database adds `--records` records in batches of 500, upserts a fifth of them and deletes a tenth, and prints
-the collection's count and the rows left in `embeddings_queue` (read-only SQLite connection) after each.
-If the log were not purged, the rows would grow with every operation.
+the collection's count and the rows left in `embeddings_queue` after each (read by gateway.integrity.disk_usage,
+as the node's metrics are). If the log were not purged, the rows would grow with every operation.
 """
 
 from __future__ import annotations
 
 import argparse
 import random
-import sqlite3
 import tempfile
 from pathlib import Path
 
 import chromadb
 from chromadb.config import Settings
 
+from gateway import integrity
 from gateway.local import LOOPBACK, chroma_server
 
 BATCH = 500
 TENANTS = (("default_tenant", "default_database"), ("acme", "main"))
-
-
-def queue_rows(data: Path) -> int:
-    connection = sqlite3.connect(f"file:{data / 'chroma.sqlite3'}?mode=ro", uri=True)
-    try:
-        return int(connection.execute("SELECT count(*) FROM embeddings_queue").fetchone()[0])
-    finally:
-        connection.close()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,8 +55,8 @@ def main(argv: list[str] | None = None) -> int:
             collection.upsert(ids=[str(i) for i in range(upserted)], embeddings=vectors(upserted))
             collection.delete(ids=[str(i) for i in range(deleted)])
             print(f"{tenant + '/' + database:<32} {args.records + upserted + deleted:>10} "
-                  f"{collection.count():>7} {queue_rows(data):>9}")
-        print(f"\nSQLite file: {(data / 'chroma.sqlite3').stat().st_size / (1 << 20):.1f} MiB")
+                  f"{collection.count():>7} {integrity.disk_usage(data).log_rows!s:>9}")
+        print(f"\nSQLite file: {integrity.disk_usage(data).sqlite_bytes / (1 << 20):.1f} MiB")
     return 0
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import chromadb
 from chromadb.config import Settings
 
+from gateway import integrity
 from gateway.floods import resident_bytes
 from gateway.local import LOOPBACK, chroma_server
 from ops import capacity as capacity_model
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
                     end = min(start + BATCH, args.vectors)
                     collection.add(ids=[f"{index}-{i}" for i in range(start, end)], embeddings=vectors[start:end])
         model = capacity_model.estimate(args.collections * args.vectors, args.dim, collections=args.collections)
-        index_mib = sum(f.stat().st_size for f in data.glob("*/*") if f.is_file()) >> 20
+        index_mib = integrity.disk_usage(data).index_bytes >> 20
         print(f"{args.collections} collections x {args.vectors} x {args.dim}-d ({index_mib} MiB of index files); "
               f"resident memory of a fresh server on them, after querying every collection (MiB); the capacity "
               f"model predicts {model.ram_bytes >> 20} MiB")

@@ -131,10 +131,10 @@ class ChromaService(Construct):
         task_role.add_to_principal_policy(iam.PolicyStatement(
             actions=["s3:ListBucket"], resources=[bucket_arn],
             conditions={"StringLike": {"s3:prefix": f"{RECOVERY_POINT_PREFIX}/*"}}))
+        nag_bucket = requests_bucket_name(config.name, "<AWS::AccountId>", "<AWS::Region>")  # as cdk-nag renders it
         acknowledge(task_role, {
-            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{requests_bucket_name(config.name)}/"
-            f"{result_key(RECOVERY_POINT_PREFIX, '*')}]".replace(str(cdk.Aws.ACCOUNT_ID), "<AWS::AccountId>")
-            .replace(str(cdk.Aws.REGION), "<AWS::Region>"):
+            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{nag_bucket}/"
+            f"{result_key(RECOVERY_POINT_PREFIX, '*')}]":
                 "The node answers each recovery point request in an object named by the request's id (one per "
                 "backup), under its own prefix of the requests bucket; nothing else in the bucket.",
         })
@@ -206,7 +206,7 @@ class ChromaService(Construct):
                 gw.ENV_START_CHECK_WAIT_SECONDS: str(lock_wait + 30),
                 # Recovery points: copied beside the directory while writes are held, on the backup job's request.
                 gw.ENV_SNAPSHOT_DIR: RECOVERY_POINTS_PATH,
-                gw.ENV_SNAPSHOT_BUCKET: requests_bucket_name(config.name),
+                gw.ENV_SNAPSHOT_BUCKET: requests_bucket,
                 gw.ENV_SNAPSHOT_PREFIX: RECOVERY_POINT_PREFIX,
                 gw.ENV_CHROMA_VERSION: config.chroma_image.tag,
             },

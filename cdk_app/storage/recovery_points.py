@@ -20,10 +20,11 @@ from cdk_app.nag import acknowledge
 ANSWER_RETENTION_DAYS = 90
 
 
-def requests_bucket_name(environment: str) -> str:
-    """Fixed, so the node's role can name the bucket's keys without a cross-stack reference (and cdk-nag can be
-    told exactly which resource pattern is accepted). Unique per account and region; at most 63 characters."""
-    return f"chroma-{environment}-rp-{cdk.Aws.ACCOUNT_ID}-{cdk.Aws.REGION}"
+def requests_bucket_name(environment: str, account: str = cdk.Aws.ACCOUNT_ID, region: str = cdk.Aws.REGION) -> str:
+    """Fixed, so the node's role can name the bucket's keys without a cross-stack reference (and cdk-nag, given
+    its placeholders for account and region, can be told exactly which resource pattern is accepted). Unique per
+    account and region; at most 63 characters."""
+    return f"chroma-{environment}-rp-{account}-{region}"
 
 
 class RecoveryPointStore(Construct):
