@@ -161,6 +161,13 @@ def test_app_reports_a_bad_selection_without_a_stack_trace() -> None:
     assert ours == ["error: context environments: unknown environment(s) 'qa'; known: dev, staging, prod"]
 
 
+def test_alarm_brakes_and_log_threshold_are_bounded() -> None:
+    assert problems_of(DEV, alarms=replace(DEV.alarms, log_rows_max=999, restart_cooldown_minutes=4)) == [
+        "alarms.log_rows_max = 999: use at least 1000 (one collection's unsaved writes at Chroma's default "
+        "sync_threshold)",
+        "alarms.restart_cooldown_minutes = 4: use 5 to 1440 minutes (longer than one restart, at most a day)"]
+
+
 def test_collection_size_must_fit_the_task_at_least_once() -> None:
     big = CollectionSize(vectors=2_000_000, dim=1536)
     assert problems_of(DEV, task=replace(DEV.task, collection_size=big)) == [
