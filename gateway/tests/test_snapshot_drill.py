@@ -27,7 +27,7 @@ import pytest
 from chromadb.api import ClientAPI
 from chromadb.config import Settings as ChromaSettings
 
-from gateway import snapshot
+from gateway import integrity, snapshot
 from gateway.local import LOOPBACK, Server, chroma_server
 from gateway.runtime_api import RuntimeApi
 from gateway.tests.conftest import TOKEN, GatewayFactory
@@ -38,6 +38,7 @@ DRILL_SNAPSHOTS = int(os.environ.get("DRILL_SNAPSHOTS", "10"))
 COLLECTIONS = ("drill-a", "drill-b")
 DIM = 16
 READ_BACK_SECONDS = 60
+HNSW = {"sync_threshold": 100, "batch_size": 100}
 
 
 def vector(record_id: str) -> list[float]:
@@ -56,7 +57,9 @@ class Writer:
     paused write (503 WritesPaused: it never reached Chroma). Knows what was acknowledged, and when."""
 
     def __init__(self, api: ClientAPI) -> None:
-        self.collections = {name: api.get_or_create_collection(name) for name in COLLECTIONS}
+        # Saves every 100 writes (Chroma's default is 1000): index files change often, as on a busy node.
+        self.collections = {name: api.get_or_create_collection(name, configuration={"hnsw": HNSW})
+                             for name in COLLECTIONS}
         self.present: dict[str, set[str]] = {name: set() for name in COLLECTIONS}
         self.deleted: dict[str, set[str]] = {name: set() for name in COLLECTIONS}
         self.delete_issued: dict[str, set[str]] = {name: set() for name in COLLECTIONS}  # acknowledged or not
@@ -147,7 +150,8 @@ def restore_and_check(recovery_point: Path, work: Path, present: dict[str, set[s
     """None if the recovery point restores cleanly and holds what was acknowledged before its pause; else why not."""
     data = work / f"restored-{recovery_point.name}"
     shutil.copytree(recovery_point, data, ignore=shutil.ignore_patterns(snapshot.SNAPSHOT_FILE))
-    problems: list[str] = []
+    # What the node itself would say of it at start: every index consistent with Chroma's records.
+    problems = [f"start check: {v.name}: {v.problem}" for v in integrity.check(data).quarantined]
     with chroma_server(data) as server:
         # A torn copy can hang Chroma: every check has a deadline, and the server is stopped after it.
         reader = threading.Thread(target=_read_back, args=(server, present, deleted, recorded, problems),
@@ -251,4 +255,5 @@ def test_a_copy_without_held_writes_is_refused_and_would_not_restore(
                 time.sleep(0.1)
             caught += restore_and_check(raw, tmp_path, writer.not_deleted_since(present), deleted,
                                         None) is not None
+        print(f"\nunquiesced copies caught by the restore check: {caught} of 3")
         assert caught >= 1, "no unquiesced copy was caught: the restore check would not catch a torn backup"
