@@ -17,6 +17,7 @@ import contextlib
 import os
 import random
 import shutil
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -150,8 +151,12 @@ def restore_and_check(recovery_point: Path, work: Path, present: dict[str, set[s
     """None if the recovery point restores cleanly and holds what was acknowledged before its pause; else why not."""
     data = work / f"restored-{recovery_point.name}"
     shutil.copytree(recovery_point, data, ignore=shutil.ignore_patterns(snapshot.SNAPSHOT_FILE))
-    # What the node itself would say of it at start: every index consistent with Chroma's records.
-    problems = [f"start check: {v.name}: {v.problem}" for v in integrity.check(data).quarantined]
+    # What the node itself would say of it at start: every index consistent with Chroma's records (a directory
+    # it cannot read at all, such as a torn SQLite file, keeps Chroma from starting).
+    try:
+        problems = [f"start check: {v.name}: {v.problem}" for v in integrity.check(data).quarantined]
+    except (sqlite3.Error, OSError) as error:
+        problems = [f"start check refuses the directory: {error}"]
     with chroma_server(data) as server:
         # A torn copy can hang Chroma: every check has a deadline, and the server is stopped after it.
         reader = threading.Thread(target=_read_back, args=(server, present, deleted, recorded, problems),
