@@ -146,11 +146,17 @@ class AlarmConfig:
 
 @dataclass(frozen=True)
 class BackupConfig:
-    """Daily AWS Backup of the file system at hour:minute UTC, kept retention_days."""
+    """A daily quiesced recovery point at hour:minute UTC (lambdas/recovery_point), kept retention_days."""
 
     hour_utc: int = 3
     minute_utc: int = 0
     retention_days: int = 35
+    # The longest the node may hold writes while it copies its directory: a longer copy is abandoned, writes flow
+    # again and the backup fails loudly (alarm recovery-point-failed). Measured: ~0.3 s/GiB locally; see
+    # docs/recovery-points.md for the EFS estimate.
+    max_write_pause_seconds: int = 300
+    # A pause longer than this raises write-pause-long: the data is outgrowing a pause clients ride through.
+    pause_alarm_seconds: int = 30
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,22 @@ EFS_ACCESS_POINT_ROOT = "/chroma/primary"
 RECOVERY_POINTS_ROOT = "/chroma/recovery-points"
 # Where the node reads recovery-point requests and writes its answers, in the requests bucket.
 RECOVERY_POINT_PREFIX = "nodes/primary"
+# The backup job (a Lambda function, at most 15 minutes) waits this long at most for the node's answer; the node
+# needs the drain of writes in flight (task.upstream_timeout_seconds), the copy (backup.max_write_pause_seconds),
+# its own poll and the check of the copy (RECOVERY_POINT_MARGIN_SECONDS).
+RECOVERY_POINT_JOB_TIMEOUT_SECONDS = 900
+RECOVERY_POINT_MAX_WAIT_SECONDS = 840
+RECOVERY_POINT_MARGIN_SECONDS = 120
+
+
+def max_write_pause_limit(upstream_timeout_seconds: int) -> int:
+    """The longest write pause the backup job can wait for."""
+    return RECOVERY_POINT_MAX_WAIT_SECONDS - upstream_timeout_seconds - RECOVERY_POINT_MARGIN_SECONDS
+
+
+def recovery_point_wait_seconds(upstream_timeout_seconds: int, max_write_pause_seconds: int) -> int:
+    """How long the backup job waits for the node's answer."""
+    return upstream_timeout_seconds + max_write_pause_seconds + RECOVERY_POINT_MARGIN_SECONDS
 
 # Interface VPC endpoints the tasks and functions need (the S3 gateway endpoint is always there): images (ECR),
 # logs, the token secret and the key that encrypts it.

@@ -11,7 +11,13 @@ import re
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from cdk_app.constants import OLD_WRITER_STOP_SECONDS, WRITER_LOCK_STARTUP_SECONDS
+from cdk_app.constants import (
+    OLD_WRITER_STOP_SECONDS,
+    RECOVERY_POINT_MARGIN_SECONDS,
+    RECOVERY_POINT_MAX_WAIT_SECONDS,
+    WRITER_LOCK_STARTUP_SECONDS,
+    max_write_pause_limit,
+)
 from cdk_app.log_retention import RETENTION_DAYS
 
 if TYPE_CHECKING:
@@ -213,6 +219,19 @@ def _backup(c: EnvironmentConfig) -> Iterator[str]:
         yield _problem("backup.minute_utc", b.minute_utc, "use a minute from 0 to 59")
     if not 1 <= b.retention_days <= 36500:
         yield _problem("backup.retention_days", b.retention_days, "use 1 to 36500 days")
+    longest = max_write_pause_limit(c.task.upstream_timeout_seconds)
+    if longest < 1:
+        most = RECOVERY_POINT_MAX_WAIT_SECONDS - RECOVERY_POINT_MARGIN_SECONDS - 1
+        yield _problem("task.upstream_timeout_seconds", c.task.upstream_timeout_seconds,
+                       f"recovery points need at most {most} s (the node drains writes in flight for this long "
+                       "before its copy, within the backup job's wait)")
+    elif not 1 <= b.max_write_pause_seconds <= longest:
+        yield _problem("backup.max_write_pause_seconds", b.max_write_pause_seconds,
+                       f"use 1 to {longest} s (the backup job waits at most {RECOVERY_POINT_MAX_WAIT_SECONDS} s for "
+                       f"the node, which first waits up to task.upstream_timeout_seconds for writes in flight)")
+    if not 1 <= b.pause_alarm_seconds < b.max_write_pause_seconds:
+        yield _problem("backup.pause_alarm_seconds", b.pause_alarm_seconds,
+                       f"use 1 s to less than backup.max_write_pause_seconds ({b.max_write_pause_seconds})")
 
 
 def _capacity(c: EnvironmentConfig) -> Iterator[str]:

@@ -50,6 +50,7 @@ ENV_SNAPSHOT_BUCKET = "GATEWAY_SNAPSHOT_BUCKET"
 ENV_SNAPSHOT_PREFIX = "GATEWAY_SNAPSHOT_PREFIX"
 ENV_SNAPSHOT_POLL_SECONDS = "GATEWAY_SNAPSHOT_POLL_SECONDS"
 ENV_SNAPSHOT_MAX_PAUSE_SECONDS = "GATEWAY_SNAPSHOT_MAX_PAUSE_SECONDS"
+ENV_SNAPSHOT_BUDGET_GIB = "GATEWAY_SNAPSHOT_BUDGET_GIB"
 
 
 class SettingsError(ValueError):
@@ -109,6 +110,8 @@ class Settings:
     snapshot_poll_seconds: float = 5.0
     # A copy that would hold writes longer than this is abandoned (writes flow again) and the backup fails.
     snapshot_max_pause_seconds: float = 300.0
+    # The file system's capacity budget (capacity.budget_gib); 0: none. A copy that would pass it is refused.
+    snapshot_budget_gib: float = 0.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -157,6 +160,7 @@ class Settings:
             snapshot_prefix=env.get(ENV_SNAPSHOT_PREFIX, cls.snapshot_prefix).strip("/"),
             snapshot_poll_seconds=number(ENV_SNAPSHOT_POLL_SECONDS, "snapshot_poll_seconds", 0.1, 300),
             snapshot_max_pause_seconds=number(ENV_SNAPSHOT_MAX_PAUSE_SECONDS, "snapshot_max_pause_seconds", 1, 3600),
+            snapshot_budget_gib=number(ENV_SNAPSHOT_BUDGET_GIB, "snapshot_budget_gib", 0, 1 << 20),
         )
         snapshot_fields = (settings.snapshot_dir, settings.snapshot_bucket, settings.snapshot_prefix,
                            settings.chroma_version)

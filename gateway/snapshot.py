@@ -60,6 +60,9 @@ class SnapshotSettings:
     max_pause_seconds: float = 300.0  # a copy that would hold writes longer is abandoned
     attempts: int = 3
     keep: int = 1  # recovery points kept on the file system (AWS Backup keeps the history)
+    # The file system's capacity budget: a copy that would take the node's directory and its recovery points
+    # past it is refused, so a backup never makes a full file system fuller. None: no limit.
+    budget_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,25 @@ def copy_files(source: Path, target: Path, files: list[str], deadline: float,
     return copied
 
 
+def _bytes(directory: Path) -> int:
+    return sum(size for size, _ in integrity.file_signatures(directory).values())
+
+
+def make_room(settings: SnapshotSettings) -> None:
+    """Before a copy: keep only the newest `keep - 1` recovery points (AWS Backup holds the older ones), so the
+    file system holds at most `keep` copies even while one is taken; then refuse a copy the budget cannot hold."""
+    prune(settings.root, settings.keep - 1)
+    if settings.budget_bytes is None:
+        return
+    live = _bytes(settings.source)
+    kept = _bytes(settings.root)
+    if live + kept + live > settings.budget_bytes:
+        raise SnapshotError(
+            f"no room for a copy: the node's directory ({live} bytes) and the recovery points kept "
+            f"({kept} bytes) plus a new copy ({live} bytes) exceed the capacity budget ({settings.budget_bytes} "
+            "bytes); raise capacity.budget_gib or free space (runbooks/efs-capacity.md)")
+
+
 def _copy_quiesced(gate: WriteGate, settings: SnapshotSettings, partial: Path) -> tuple[Signature, int, float]:
     """Hold writes, wait for none in flight, copy, release. Returns what was copied and the pause."""
     gate.hold()
@@ -135,6 +157,7 @@ def take(gate: WriteGate, settings: SnapshotSettings, snapshot_id: str, chroma_v
     if final.exists():
         raise SnapshotError(f"a recovery point {snapshot_id!r} already exists at {final}")
     partial = settings.root / (snapshot_id + PARTIAL_SUFFIX)
+    make_room(settings)
     for attempt in range(1, settings.attempts + 1):
         shutil.rmtree(partial, ignore_errors=True)
         try:

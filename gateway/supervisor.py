@@ -161,7 +161,7 @@ class Supervisor:
             try:
                 usage = await asyncio.to_thread(integrity.disk_usage, data_dir)
                 values = {"QuarantinedCollections": len(self.quarantined), "SqliteBytes": usage.sqlite_bytes,
-                          "IndexBytes": usage.index_bytes}
+                          "IndexBytes": usage.index_bytes, "WritesHeld": int(self.snapshot_running is not None)}
                 if usage.log_rows is not None:
                     values["LogRows"] = usage.log_rows
                 self.access_log.node_metrics(values)
@@ -188,7 +188,8 @@ class Supervisor:
         gate = snapshot.ProxyWriteGate(self.api, self.runtime_dir)
         where = snapshot.SnapshotSettings(source=Path(s.node_data_dir), root=Path(s.snapshot_dir),
                                           drain_seconds=s.upstream_timeout_seconds,
-                                          max_pause_seconds=s.snapshot_max_pause_seconds)
+                                          max_pause_seconds=s.snapshot_max_pause_seconds,
+                                          budget_bytes=int(s.snapshot_budget_gib * (1 << 30)) or None)
         while True:
             await asyncio.sleep(s.snapshot_poll_seconds)
             try:

@@ -32,6 +32,7 @@ NODE_METRICS = {
     "SnapshotPauseSeconds": "Seconds",
     "SnapshotBytes": "Bytes",
     "SnapshotFailed": "Count",
+    "WritesHeld": "Count",  # 1 while a recovery point holds writes
 }
 
 

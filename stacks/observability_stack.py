@@ -15,6 +15,7 @@ from cdk_app.observability.remediation import Remediation
 from cdk_app.observability.service_alarms import ServiceAlarms
 from cdk_app.observability.service_metrics import ServiceMetrics
 from lambdas.capacity_check.infrastructure import CapacityCheck
+from lambdas.recovery_point.infrastructure import RecoveryPointJob
 from lambdas.token_age_check.infrastructure import TokenAgeCheck
 from lambdas.token_rotation.function.settings import STEPS as ROTATION_STEPS
 from stacks.compute_stack import ComputeStack
@@ -40,6 +41,10 @@ class ObservabilityStack(cdk.Stack):
                                  removal_policy=removal)
         token_age = TokenAgeCheck(self, "TokenAgeCheck", config=config, secret=secret, key=key,
                                   removal_policy=removal)
+        recovery_points = RecoveryPointJob(
+            self, "RecoveryPoint", config=config, file_system_arn=storage.file_system.file_system_arn,
+            vault_name=storage.backup.vault.backup_vault_name, vault_arn=storage.backup.vault.backup_vault_arn,
+            backup_role_arn=storage.backup.role.role_arn, key=key, removal_policy=removal)
         metrics = ServiceMetrics(
             environment=config.name, load_balancer=compute.load_balancer.alb,
             target_group=compute.load_balancer.target_group, service=compute.chroma.service,
@@ -48,12 +53,10 @@ class ObservabilityStack(cdk.Stack):
         self.alarms = ServiceAlarms(
             self, "ServiceAlarms", config=config, metrics=metrics, topic=self.alarm_topic,
             rotation_errors=compute.token_rotation.errors(), capacity_errors=capacity.errors(),
-            token_age_errors=token_age.errors())
+            token_age_errors=token_age.errors(), recovery_point_errors=recovery_points.errors())
         self.remediation = Remediation(
             self, "Remediation", config=config, service=compute.chroma.service, cluster=compute.chroma.cluster,
-            file_system=storage.file_system, vault_name=storage.backup.vault.backup_vault_name,
-            vault_arn=storage.backup.vault.backup_vault_arn, backup_role_arn=storage.backup.role.role_arn,
-            alarms=self.alarms.alarms)
+            recovery_point_job=recovery_points.function, alarms=self.alarms.alarms)
         rotation = {f"{step} {outcome}": metrics.rotation_step(f"Step{outcome}", step)
                     for step in ROTATION_STEPS for outcome in ("Succeeded", "Failed")}
         ChromaDashboard(self, "Dashboard", config=config, metrics=metrics, alarms=self.alarms.all(),

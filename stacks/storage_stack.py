@@ -34,8 +34,8 @@ class StorageStack(cdk.Stack):
         self.access_point = storage.access_point
         self.recovery_points = RecoveryPointStore(self, "RecoveryPoints", environment=config.name,
                                                   file_system=self.file_system)
-        self.backup = FileSystemBackup(self, "Backup", config=config.backup, environment=config.name,
-                                       file_system=self.file_system, key=self.key, removal_policy=removal)
+        self.backup = FileSystemBackup(self, "Backup", environment=config.name, key=self.key,
+                                       removal_policy=removal)
         self.token_secret = GatewayTokenSecret(self, "GatewayToken", environment=config.name, key=self.key,
                                                removal_policy=removal).secret
         published = PublishedValues(self, "Published", environment=config.name)

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
+import sysconfig
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,3 +80,21 @@ def only(template: dict[str, Any], resource_type: str) -> dict[str, Any]:
 
 def container(task: dict[str, Any], name: str) -> dict[str, Any]:
     return next(c for c in task["Properties"]["ContainerDefinitions"] if c["Name"] == name)
+
+
+def function_asset(synthesized: SynthesizedApp, function: dict[str, Any]) -> Path:
+    return synthesized.outdir / f"asset.{function['Properties']['Code']['S3Key'].removesuffix('.zip')}"
+
+
+def assert_bundle_imports(asset: Path, module: str) -> None:
+    """`module` imports from the asset alone (its Powertools too); only boto3 comes from outside, as in Lambda."""
+    probe = ("import sys; sys.path.insert(0, sys.argv[1]); sys.path.append(sys.argv[2]); "
+             f"import {module} as h, aws_lambda_powertools as p, wrapt; "
+             "assert p.__file__.startswith(sys.argv[1]), p.__file__; "
+             "assert h.__file__.startswith(sys.argv[1]), h.__file__; print(h.lambda_handler.__name__)")
+    env = {**os.environ, "WRAPT_DISABLE_EXTENSIONS": "1", "POWERTOOLS_TRACE_DISABLED": "1",
+           "POWERTOOLS_METRICS_NAMESPACE": "Test", "AWS_DEFAULT_REGION": "us-east-1"}
+    result = subprocess.run([sys.executable, "-S", "-c", probe, str(asset), sysconfig.get_paths()["purelib"]],
+                            capture_output=True, text=True, env=env, check=False, cwd=Path("/"))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "lambda_handler"

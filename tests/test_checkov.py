@@ -17,19 +17,24 @@ CHECKOV = REPO / ".venv-checkov" / "bin" / "checkov"
 # check id -> (logical-id prefixes it is accepted on, why).
 ACCEPTED: dict[str, tuple[tuple[str, ...], str]] = {
     "CKV_AWS_115": (("TokenRotationFunction", "CapacityCheckFunction", "TokenAgeCheckFunction",
+                     "RecoveryPointFunction",
                      "CustomVpcRestrictDefaultSGCustomResourceProvider"),
                     "Reserved concurrency would be taken from the account's pool, and a new account (limit 10) cannot "
                     "reserve any: the deploy would fail. Each function runs once per schedule or rotation step."),
     "CKV_AWS_116": (("TokenRotationFunction", "CapacityCheckFunction", "TokenAgeCheckFunction",
+                     "RecoveryPointFunction",
                      "CustomVpcRestrictDefaultSGCustomResourceProvider"),
-                    "Failures are alarmed (rotation-failed, capacity-check-failed, token-age-check-failed) and the "
-                    "next run repeats the work; a dead-letter queue would hold nothing worth replaying."),
-    "CKV_AWS_117": (("CapacityCheckFunction", "TokenAgeCheckFunction",
+                    "Failures are alarmed (rotation-failed, capacity-check-failed, token-age-check-failed, "
+                    "recovery-point-failed) and the next run repeats the work; a dead-letter queue would hold nothing "
+                    "worth replaying (a recovery point request is stale once it expires)."),
+    "CKV_AWS_117": (("CapacityCheckFunction", "TokenAgeCheckFunction", "RecoveryPointFunction",
                      "CustomVpcRestrictDefaultSGCustomResourceProvider"),
-                    "These call only AWS APIs (EFS, CloudWatch, Secrets Manager metadata, EC2); inside the VPC they "
+                    "These call only AWS APIs (EFS, CloudWatch, Secrets Manager metadata, EC2, S3, AWS Backup); "
+                    "inside the VPC they "
                     "would need more interface endpoints or NAT for no gain. The rotation function, which calls the "
                     "gateway, is in the VPC."),
-    "CKV_AWS_173": (("TokenRotationFunction", "CapacityCheckFunction", "TokenAgeCheckFunction"),
+    "CKV_AWS_173": (("TokenRotationFunction", "CapacityCheckFunction", "TokenAgeCheckFunction",
+                     "RecoveryPointFunction"),
                     "The environment variables hold resource ids and names, never a secret; Lambda encrypts them at "
                     "rest with an AWS key. The token is read from Secrets Manager at run time."),
     "CKV_AWS_18": (("LoadBalancerAccessLogs", "RecoveryPointsRequests"),

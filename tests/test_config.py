@@ -185,3 +185,16 @@ def test_health_check_grace_must_cover_the_writer_lock_wait() -> None:
         "stop path (deregistration, gateway drain, Chroma stop: 90 s at worst) before it takes the writer lock, and "
         "300 is the most an ECS container health check start period allows"]
     assert replace(DEV, task=TaskConfig(cpu=1024, memory_mib=2048, health_check_grace_seconds=120))
+
+
+def test_the_write_pause_fits_the_backup_jobs_wait() -> None:
+    # The job waits at most 840 s: the node drains writes in flight (upstream timeout 60 s), copies, checks (120 s).
+    assert problems_of(DEV, backup=replace(DEV.backup, max_write_pause_seconds=661)) == [
+        "backup.max_write_pause_seconds = 661: use 1 to 660 s (the backup job waits at most 840 s for the node, "
+        "which first waits up to task.upstream_timeout_seconds for writes in flight)"]
+    assert replace(DEV, backup=replace(DEV.backup, max_write_pause_seconds=660))
+    assert problems_of(DEV, backup=replace(DEV.backup, pause_alarm_seconds=300)) == [
+        "backup.pause_alarm_seconds = 300: use 1 s to less than backup.max_write_pause_seconds (300)"]
+    assert problems_of(DEV, task=replace(DEV.task, upstream_timeout_seconds=720)) == [
+        "task.upstream_timeout_seconds = 720: recovery points need at most 719 s (the node drains writes in flight "
+        "for this long before its copy, within the backup job's wait)"]

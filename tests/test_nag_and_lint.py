@@ -37,7 +37,7 @@ def test_every_environment_synthesizes_with_no_unacknowledged_nag_finding(synthe
         ("AwsSolutions-IAM5", "Compute/TokenRotation/Function/Function/ServiceRole/DefaultPolicy/Resource"),
         ("AwsSolutions-IAM5", "Observability/Remediation/RestartRole/DefaultPolicy/Resource"),
         *((rule, f"Observability/{check}/Function/Function/ServiceRole/{resource}")
-          for check in ("CapacityCheck", "TokenAgeCheck")
+          for check in ("CapacityCheck", "TokenAgeCheck", "RecoveryPoint")
           for rule, resource in (("AwsSolutions-IAM4", "Resource"), ("AwsSolutions-IAM5", "DefaultPolicy/Resource"))),
     }
     assert all(len(v["reason"]) >= 40 for v in plugin["suppressedViolations"])

@@ -39,15 +39,17 @@ def _installed_path(package: str) -> Path:
     return origin.parent if origin.name == "__init__.py" else origin
 
 
-LAMBDAS_DIR = Path(__file__).resolve().parents[2] / "lambdas"
+REPOSITORY = Path(__file__).resolve().parents[2]
+LAMBDAS_DIR = REPOSITORY / "lambdas"
 # Shared by every function's runtime code (standard library only).
 SHARED_MODULES = ("__init__.py", "env_settings.py")
 
 
 @jsii.implements(cdk.ILocalBundling)
 class _CopyBundler:
-    def __init__(self, unit: str) -> None:
+    def __init__(self, unit: str, files: tuple[str, ...]) -> None:
         self._unit = unit
+        self._files = files
 
     def try_bundle(self, output_dir: str, *_: Any, **__: Any) -> bool:
         out = Path(output_dir)
@@ -57,6 +59,9 @@ class _CopyBundler:
         shutil.copy2(LAMBDAS_DIR / self._unit / "__init__.py", out / "lambdas" / self._unit / "__init__.py")
         shutil.copytree(LAMBDAS_DIR / self._unit / "function", out / "lambdas" / self._unit / "function",
                         ignore=_IGNORED, dirs_exist_ok=True)
+        for relative in self._files:
+            (out / relative).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPOSITORY / relative, out / relative)
         for package in BUNDLED_PACKAGES:
             source = _installed_path(package)
             if source.is_dir():
@@ -73,8 +78,11 @@ class PythonFunction(Construct):
                  service: str, log_group_name: str, log_retention_days: int, log_key: kms.IKey,
                  removal_policy: cdk.RemovalPolicy,
                  environment: dict[str, str] | None = None, timeout: cdk.Duration | None = None,
-                 network: tuple[ec2.IVpc, ec2.SubnetSelection, ec2.ISecurityGroup] | None = None) -> None:
-        """`network`: (vpc, subnets, security group) for a function that must reach private endpoints."""
+                 network: tuple[ec2.IVpc, ec2.SubnetSelection, ec2.ISecurityGroup] | None = None,
+                 retry_attempts: int | None = None, bundled_files: tuple[str, ...] = ()) -> None:
+        """`network`: (vpc, subnets, security group) for a function that must reach private endpoints;
+        `bundled_files`: repository-relative files (standard library only) the runtime imports from outside
+        `lambdas/`, bundled at the same paths; `retry_attempts`: Lambda's retries of a failed asynchronous run."""
         super().__init__(scope, construct_id)
         self.log_group = logs.LogGroup(self, "Logs", log_group_name=log_group_name,
                                        retention=retention(log_retention_days),
@@ -82,7 +90,7 @@ class PythonFunction(Construct):
         code = lambda_.Code.from_asset(str(LAMBDAS_DIR / unit / "function"),
                                        asset_hash_type=cdk.AssetHashType.OUTPUT,
                                        bundling=cdk.BundlingOptions(image=RUNTIME.bundling_image,
-                                                                    local=_CopyBundler(unit)))
+                                                                    local=_CopyBundler(unit, bundled_files)))
         self.function = lambda_.Function(
             self, "Function",
             runtime=RUNTIME,
@@ -96,6 +104,7 @@ class PythonFunction(Construct):
             vpc_subnets=network[1] if network else None,
             security_groups=[network[2]] if network else None,
             log_group=self.log_group,
+            retry_attempts=retry_attempts,
             tracing=lambda_.Tracing.ACTIVE,
             environment={
                 "POWERTOOLS_SERVICE_NAME": service,

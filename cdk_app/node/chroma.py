@@ -209,6 +209,9 @@ class ChromaService(Construct):
                 gw.ENV_SNAPSHOT_BUCKET: requests_bucket,
                 gw.ENV_SNAPSHOT_PREFIX: RECOVERY_POINT_PREFIX,
                 gw.ENV_CHROMA_VERSION: config.chroma_image.tag,
+                gw.ENV_SNAPSHOT_MAX_PAUSE_SECONDS: str(config.backup.max_write_pause_seconds),
+                # A copy that would take the file system past its budget is refused (the backup fails loudly).
+                gw.ENV_SNAPSHOT_BUDGET_GIB: str(config.capacity.budget_gib),
             },
             essential=True,
             port_mappings=[ecs.PortMapping(container_port=GATEWAY_PORT, protocol=ecs.Protocol.TCP)],

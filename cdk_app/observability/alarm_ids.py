@@ -27,6 +27,9 @@ ALARM_RUNBOOKS: dict[str, str] = {
     "restart-suppressed": "restart-suppressed",
     "collection-quarantined": "collection-quarantined",
     "write-ahead-log-growing": "write-ahead-log-growing",
+    "recovery-point-failed": "recovery-point-failed",
+    "recovery-point-missing": "recovery-point-failed",
+    "write-pause-long": "recovery-point-failed",
 }
 
 

@@ -2,7 +2,7 @@
 
 - restart-service: a new ECS deployment of the Chroma service. The service's own settings (1 task, minimum 0 %,
   maximum 100 %) still apply, so the old task stops before the new one starts: never two writers.
-- backup-now: an on-demand AWS Backup of the file system into the environment's vault.
+- backup-now: starts the backup job (lambdas/recovery_point) now: a quiesced recovery point, as the daily one.
 Each document runs as its own least-privilege role; operators can start them by hand (see the runbooks).
 """
 
@@ -14,9 +14,9 @@ from typing import Any
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cloudwatch
 from aws_cdk import aws_ecs as ecs
-from aws_cdk import aws_efs as efs
 from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
@@ -32,8 +32,8 @@ SSM_PRINCIPAL = "ssm.amazonaws.com"
 
 class Remediation(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, service: ecs.IBaseService,
-                 cluster: ecs.ICluster, file_system: efs.IFileSystem, vault_name: str, vault_arn: str,
-                 backup_role_arn: str, alarms: dict[str, cloudwatch.Alarm]) -> None:
+                 cluster: ecs.ICluster, recovery_point_job: lambda_.IFunction,
+                 alarms: dict[str, cloudwatch.Alarm]) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
         prefix = f"chroma-{config.name}"
@@ -51,11 +51,9 @@ class Remediation(Construct):
                                               "statement is limited to the ChromaRemediation namespace.",
         })
         backup_role = iam.Role(self, "BackupRole", assumed_by=iam.ServicePrincipal(SSM_PRINCIPAL),
-                               description=f"{prefix}: take an on-demand backup of the Chroma file system")
-        backup_role.add_to_policy(iam.PolicyStatement(actions=["backup:StartBackupJob"], resources=[vault_arn]))
-        backup_role.add_to_policy(iam.PolicyStatement(
-            actions=["iam:PassRole"], resources=[backup_role_arn],
-            conditions={"StringEquals": {"iam:PassedToService": "backup.amazonaws.com"}}))
+                               description=f"{prefix}: start the backup job (a quiesced recovery point) now")
+        backup_role.add_to_policy(iam.PolicyStatement(actions=["lambda:InvokeFunction"],
+                                                      resources=[recovery_point_job.function_arn]))
 
         # Every parameter defaults to this environment's values: by hand it is just
         # `aws ssm start-automation-execution --document-name chroma-<env>-restart-service`.
@@ -65,8 +63,8 @@ class Remediation(Construct):
                 "ServiceName": service.service_name,
                 "CooldownMinutes": str(config.alarms.restart_cooldown_minutes)}, config.name)), restart_role),
             Automation.BACKUP_NOW: (self._document("BackupNow", f"{prefix}-backup-now", _backup({
-                "AutomationAssumeRole": backup_role.role_arn, "BackupVaultName": vault_name,
-                "FileSystemArn": file_system.file_system_arn, "BackupRoleArn": backup_role_arn})), backup_role),
+                "AutomationAssumeRole": backup_role.role_arn,
+                "FunctionName": recovery_point_job.function_name})), backup_role),
         }
 
         for alarm_id, automation in config.alarms.automations:
@@ -104,8 +102,7 @@ def _camel(alarm_id: str) -> str:
 _DESCRIPTIONS = {
     "AutomationAssumeRole": "Role the automation runs as",
     "ClusterName": "ECS cluster", "ServiceName": "ECS service",
-    "BackupVaultName": "AWS Backup vault", "FileSystemArn": "EFS file system ARN",
-    "BackupRoleArn": "Role AWS Backup uses to read the file system",
+    "FunctionName": "The backup job (a quiesced recovery point, then AWS Backup)",
     "CooldownMinutes": "No restart within this many minutes of the service's last deployment",
 }
 
@@ -148,10 +145,12 @@ def _restart(defaults: dict[str, str], environment: str) -> dict[str, Any]:
 
 def _backup(defaults: dict[str, str]) -> dict[str, Any]:
     return _automation(
-        "Take an on-demand AWS Backup of the Chroma file system.", defaults, [
-            {"name": "StartBackup", "action": "aws:executeAwsApi",
-             "inputs": {"Service": "backup", "Api": "StartBackupJob", "BackupVaultName": "{{ BackupVaultName }}",
-                        "ResourceArn": "{{ FileSystemArn }}", "IamRoleArn": "{{ BackupRoleArn }}",
-                        "IdempotencyToken": "{{ automation:EXECUTION_ID }}"},
-             "outputs": [{"Name": "BackupJobId", "Selector": "$.BackupJobId", "Type": "String"}]},
-        ], outputs=["StartBackup.BackupJobId"])
+        "Start the backup job now: the node takes a quiesced recovery point (writes held for the copy), then "
+        "AWS Backup keeps the file system. The job runs up to 15 minutes, longer than this action may wait, so it "
+        "is started, not awaited: its outcome is in its log group, and a failure raises recovery-point-failed.",
+        defaults, [
+            {"name": "StartBackupJob", "action": "aws:invokeLambdaFunction",
+             "inputs": {"FunctionName": "{{ FunctionName }}", "InvocationType": "Event",
+                        "Payload": '{"source": "backup-now"}'},
+             "outputs": [{"Name": "StatusCode", "Selector": "$.StatusCode", "Type": "Integer"}]},
+        ], outputs=["StartBackupJob.StatusCode"])

@@ -11,7 +11,7 @@ from constructs import Construct
 
 from cdk_app.config import EnvironmentConfig
 from cdk_app.observability.alarm_ids import ALARM_RUNBOOKS, latency_alarm_id
-from cdk_app.observability.service_metrics import ServiceMetrics
+from cdk_app.observability.service_metrics import ONE_DAY, ServiceMetrics
 from ops.capacity import GIB, index_bytes_limit
 
 GREATER = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
@@ -34,12 +34,12 @@ class Rule:
 class ServiceAlarms(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, metrics: ServiceMetrics,
                  topic: sns.ITopic, rotation_errors: cloudwatch.IMetric, capacity_errors: cloudwatch.IMetric,
-                 token_age_errors: cloudwatch.IMetric) -> None:
+                 token_age_errors: cloudwatch.IMetric, recovery_point_errors: cloudwatch.IMetric) -> None:
         super().__init__(scope, construct_id)
         self._config = config
         self._action = actions.SnsAction(topic)
         self.alarms: dict[str, cloudwatch.Alarm] = {}
-        a, cap = config.alarms, config.capacity
+        a, cap, b = config.alarms, config.capacity, config.backup
         index_limit = index_bytes_limit(config.task.memory_mib)
         rules: dict[str, Rule] = {
             "alb-5xx-rate": Rule(metrics.alb_5xx_percent(), a.alb_5xx_percent, GREATER, 2,
@@ -103,6 +103,18 @@ class ServiceAlarms(Construct):
             "write-ahead-log-growing": Rule(metrics.gateway("LogRows", "Minimum"), a.log_rows_max, GREATER, 12,
                                             f"Chroma's write-ahead log has held more than {a.log_rows_max} rows for "
                                             "an hour: it is not being purged, and the SQLite file grows."),
+            "recovery-point-failed": Rule(recovery_point_errors, 1, GREATER_OR_EQUAL, 1,
+                                          "The backup job could not take a quiesced recovery point (the node did "
+                                          "not answer, could not hold writes or copy in time, or AWS Backup "
+                                          "refused the job). Nothing torn was kept; no new recovery point either."),
+            "recovery-point-missing": Rule(metrics.recovery_point("RecoveryPointStarted", "Sum", ONE_DAY), 1, LESS,
+                                           1, "No quiesced recovery point was sent to AWS Backup in the last 24 "
+                                              "hours (the backup job did not run, or failed).", MISSING_BAD),
+            "write-pause-long": Rule(metrics.gateway("SnapshotPauseSeconds", "Maximum"), b.pause_alarm_seconds,
+                                     GREATER, 1,
+                                     f"A recovery point held writes longer than {b.pause_alarm_seconds} s (at "
+                                     f"{b.max_write_pause_seconds} s the copy is abandoned and the backup fails): "
+                                     "the data outgrows the pause clients ride through."),
         }
         for operation, p99_ms in a.operation_p99_ms:
             rules[latency_alarm_id(operation)] = Rule(

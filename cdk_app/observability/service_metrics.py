@@ -12,12 +12,14 @@ from aws_cdk import aws_elasticloadbalancingv2 as elbv2
 from cdk_app.observability import restart_guard
 from gateway.settings import DEFAULT_METRICS_NAMESPACE as GATEWAY_NAMESPACE
 from lambdas.capacity_check.function import settings as capacity_function
+from lambdas.recovery_point.function import settings as recovery_point_function
 from lambdas.token_age_check.function import settings as token_age_function
 from lambdas.token_rotation.function import settings as rotation_function
 
 ONE_MINUTE = cdk.Duration.minutes(1)
 FIVE_MINUTES = cdk.Duration.minutes(5)
 ONE_HOUR = cdk.Duration.hours(1)
+ONE_DAY = cdk.Duration.days(1)
 # Below this many requests in five minutes, an error rate is noise (one failure in three requests is not 33 %).
 MIN_REQUESTS_FOR_RATE = 20
 
@@ -103,6 +105,13 @@ class ServiceMetrics:
                                  dimensions_map={"Environment": self.environment,
                                                  "service": token_age_function.service_name(self.environment)},
                                  period=ONE_HOUR, statistic="Maximum")
+
+    def recovery_point(self, name: str, statistic: str, period: cdk.Duration = ONE_HOUR) -> cloudwatch.IMetric:
+        """The backup job's RecoveryPointFailed and RecoveryPointStarted (lambdas/recovery_point)."""
+        return cloudwatch.Metric(namespace=recovery_point_function.METRICS_NAMESPACE, metric_name=name,
+                                 dimensions_map={"Environment": self.environment,
+                                                 "service": recovery_point_function.service_name(self.environment)},
+                                 period=period, statistic=statistic)
 
     def rotation_step(self, name: str, step: str) -> cloudwatch.IMetric:
         return cloudwatch.Metric(namespace=rotation_function.METRICS_NAMESPACE, metric_name=name,

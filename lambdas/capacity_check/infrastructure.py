@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import aws_cdk as cdk
 from aws_cdk import aws_efs as efs
+from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
@@ -22,7 +23,7 @@ class CapacityCheck(ScheduledFunction):
             scope, construct_id, unit="capacity_check",
             description=f"Chroma {config.name}: EFS capacity against budget, growth, days until full",
             service=runtime.service_name(config.name),
-            every=cdk.Duration.minutes(config.capacity.check_every_minutes),
+            schedule=events.Schedule.rate(cdk.Duration.minutes(config.capacity.check_every_minutes)),
             environment={
                 runtime.ENV_FILE_SYSTEM_ID: file_system.file_system_id,
                 runtime.ENV_BUDGET_GIB: str(config.capacity.budget_gib),

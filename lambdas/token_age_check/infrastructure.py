@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import aws_cdk as cdk
+from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_secretsmanager as secretsmanager
@@ -21,7 +22,7 @@ class TokenAgeCheck(ScheduledFunction):
             scope, construct_id, unit="token_age_check",
             description=f"Chroma {config.name}: days since the gateway token rotated",
             service=runtime.service_name(config.name),
-            every=cdk.Duration.hours(1),
+            schedule=events.Schedule.rate(cdk.Duration.hours(1)),
             environment={runtime.ENV_SECRET_ID: secret.secret_arn, runtime.ENV_ENVIRONMENT: config.name},
             log_group_name=log_group_name(config.name, "token-age-check"),
             log_retention_days=config.task.log_retention_days, log_key=key, removal_policy=removal_policy)

@@ -115,7 +115,14 @@ def test_alarm_metrics_match_what_the_functions_and_gateway_emit(synthesized: Sy
         {"Name": "Environment", "Value": "prod"}]
     functions = resources(synthesized.template_json("prod", "Observability"), "AWS::Lambda::Function")
     services = {f["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] for f in functions.values()}
-    assert services == {"chroma-prod-capacity", "chroma-prod-token-age"}
+    assert services == {"chroma-prod-capacity", "chroma-prod-token-age", "chroma-prod-recovery-point"}
+    missing = found["recovery-point-missing"]
+    assert (missing["Namespace"], missing["MetricName"]) == ("ChromaBackup", "RecoveryPointStarted")
+    assert {"Name": "service", "Value": "chroma-prod-recovery-point"} in missing["Dimensions"]
+    assert missing["Period"] == 86400 and missing["TreatMissingData"] == "breaching"
+    pause = found["write-pause-long"]
+    assert (pause["Namespace"], pause["MetricName"]) == ("ChromaGateway", "SnapshotPauseSeconds")
+    assert pause["Threshold"] == ENVIRONMENTS["prod"].backup.pause_alarm_seconds
 
 
 @pytest.mark.parametrize("env", ENVS)
@@ -128,7 +135,8 @@ def test_capacity_check_is_scheduled_with_the_config_and_least_privilege(synthes
     minutes = config.capacity.check_every_minutes
     capacity_rate = f"rate({minutes // 60} hour{'s' if minutes > 60 else ''})" if minutes % 60 == 0 \
         else f"rate({minutes} minutes)"
-    assert rates == sorted([capacity_rate, "rate(1 hour)"])
+    backup = config.backup
+    assert rates == sorted([capacity_rate, "rate(1 hour)", f"cron({backup.minute_utc} {backup.hour_utc} * * ? *)"])
     statements = [s for p in resources(template, "AWS::IAM::Policy").values()
                   for s in p["Properties"]["PolicyDocument"]["Statement"]]
     efs = next(s for s in statements if s["Action"] == "elasticfilesystem:DescribeFileSystems")
@@ -158,13 +166,15 @@ def test_automations_run_documents_with_least_privilege_roles(synthesized: Synth
     assert steps["ForceNewDeployment"]["inputs"]["forceNewDeployment"] is True
     assert restart["parameters"]["CooldownMinutes"]["default"] == str(config.alarms.restart_cooldown_minutes)
     backup = documents[f"chroma-{env}-backup-now"]["Content"]
-    assert backup["mainSteps"][0]["inputs"]["Api"] == "StartBackupJob"
+    # The same quiesced path as the daily backup: the backup job, started (it outlasts the action's 5 minutes).
+    assert backup["mainSteps"][0]["action"] == "aws:invokeLambdaFunction"
+    assert backup["mainSteps"][0]["inputs"]["InvocationType"] == "Event"
     # Runnable by hand with no parameters: every one defaults to this environment's resources.
     restart_defaults = json.dumps({k: v["default"] for k, v in restart["parameters"].items()})
     assert "ChromaCluster" in restart_defaults and "ChromaService" in restart_defaults
     assert "RemediationRestartRole" in restart_defaults
     backup_defaults = json.dumps({k: v["default"] for k, v in backup["parameters"].items()})
-    for piece in ("ChromaBackupVault", "ChromaFileSystemArn", "BackupRole", "RemediationBackupRole"):
+    for piece in ("RecoveryPointFunction", "RemediationBackupRole"):
         assert piece in backup_defaults, piece
 
     rules = [r["Properties"] for r in resources(template, "AWS::Events::Rule").values()
@@ -190,9 +200,8 @@ def test_automations_run_documents_with_least_privilege_roles(synthesized: Synth
     assert metric_policy["Action"] == "cloudwatch:PutMetricData"
     assert metric_policy["Condition"] == {"StringEquals": {"cloudwatch:namespace": "ChromaRemediation"}}
     backup_role = next(v for k, v in policies.items() if k.startswith("RemediationBackupRole"))
-    assert {json.dumps(s["Action"]) for s in backup_role} == {'"backup:StartBackupJob"', '"iam:PassRole"'}
-    pass_role = next(s for s in backup_role if s["Action"] == "iam:PassRole")
-    assert pass_role["Condition"] == {"StringEquals": {"iam:PassedToService": "backup.amazonaws.com"}}
+    assert [s["Action"] for s in backup_role] == ["lambda:InvokeFunction"]
+    assert "RecoveryPointFunction" in json.dumps(backup_role[0]["Resource"])
     if config.alarms.automations:
         starters = [v for k, v in policies.items() if k.startswith("RemediationStart")]
         assert starters and all({s["Action"] for s in st} == {"ssm:StartAutomationExecution", "iam:PassRole"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cdk_app.environments import ENVIRONMENTS
-from tests.cdk_support import SynthesizedApp, only
+from tests.cdk_support import SynthesizedApp, resources
 
 ENVS = list(ENVIRONMENTS)
 
@@ -38,12 +38,10 @@ def test_access_point_forces_owner_and_own_directory(synthesized: SynthesizedApp
 
 
 @pytest.mark.parametrize("env", ENVS)
-def test_backup_plan_follows_config(synthesized: SynthesizedApp, env: str) -> None:
-    config = ENVIRONMENTS[env].backup
+def test_no_backup_plan_copies_the_file_system_while_chroma_writes(synthesized: SynthesizedApp, env: str) -> None:
+    """The backup job (lambdas/recovery_point) is the only schedule: a plan would back up unquiesced."""
     storage = synthesized.template_json(env, "Storage")
-    rule = only(storage, "AWS::Backup::BackupPlan")["Properties"]["BackupPlan"]["BackupPlanRule"][0]
-    assert rule["ScheduleExpression"] == f"cron({config.minute_utc} {config.hour_utc} * * ? *)"
-    assert rule["Lifecycle"] == {"DeleteAfterDays": config.retention_days}
-    assert rule["TargetBackupVault"] == {"Fn::GetAtt": ["ChromaBackupVault", "BackupVaultName"]}
+    assert resources(storage, "AWS::Backup::BackupPlan") == {}
+    assert resources(storage, "AWS::Backup::BackupSelection") == {}
     assert storage["Resources"]["ChromaBackupVault"]["Properties"]["EncryptionKeyArn"] == {
         "Fn::GetAtt": ["ChromaDataKey", "Arn"]}

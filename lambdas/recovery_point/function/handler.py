@@ -34,6 +34,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         logger.error("no recovery point this time", extra={"error": str(error)})
         raise  # a failed invocation: the function's error alarm notifies
     metrics.add_metric(name="RecoveryPointFailed", unit=MetricUnit.Count, value=0)
+    metrics.add_metric(name="RecoveryPointStarted", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="WritePauseSeconds", unit=MetricUnit.Seconds, value=started.pause_seconds)
     logger.info("quiesced recovery point sent to AWS Backup", extra={
         "snapshot_id": started.snapshot_id, "backup_job_id": started.backup_job_id,

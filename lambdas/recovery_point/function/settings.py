@@ -20,6 +20,11 @@ METRICS_NAMESPACE = "ChromaBackup"
 POLL_SECONDS = 5.0
 
 
+def service_name(environment: str) -> str:
+    """Powertools' service name, also a dimension of every metric the function publishes."""
+    return f"chroma-{environment}-recovery-point"
+
+
 @dataclass(frozen=True)
 class BackupJobSettings:
     control_bucket: str = variable(ENV_CONTROL_BUCKET)

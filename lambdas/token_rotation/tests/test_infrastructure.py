@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import sysconfig
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cdk_app.environments import ENVIRONMENTS
-from tests.cdk_support import SynthesizedApp, only, resources
+from tests.cdk_support import SynthesizedApp, assert_bundle_imports, function_asset, only, resources
 
 ENVS = list(ENVIRONMENTS)
 ROLE = {"Ref": "TokenRotationFunctionServiceRole3A2E62B5"}
@@ -112,18 +107,9 @@ def test_function_has_its_own_log_group_with_retention(synthesized: SynthesizedA
 
 def test_bundled_function_imports_with_its_bundled_powertools(synthesized: SynthesizedApp) -> None:
     """The asset holds the function and Powertools; only boto3 comes from outside, as in the Lambda runtime."""
-    code = function(synthesized, "prod")["Properties"]["Code"]
-    asset = synthesized.outdir / f"asset.{code['S3Key'].removesuffix('.zip')}"
+    asset = function_asset(synthesized, function(synthesized, "prod"))
     assert (asset / "lambdas" / "token_rotation" / "function" / "handler.py").exists()
     assert (asset / "lambdas" / "env_settings.py").exists() and (asset / "aws_lambda_powertools").is_dir()
     assert not (asset / "lambdas" / "token_rotation" / "infrastructure.py").exists()  # CDK code stays out
     assert not list(asset.rglob("*.so")) and not list(asset.rglob("__pycache__"))
-    probe = ("import sys; sys.path.insert(0, sys.argv[1]); sys.path.append(sys.argv[2]); "
-             "import lambdas.token_rotation.function.handler as h, aws_lambda_powertools as p, wrapt; "
-             "assert p.__file__.startswith(sys.argv[1]), p.__file__; print(h.lambda_handler.__name__)")
-    env = {**os.environ, "WRAPT_DISABLE_EXTENSIONS": "1", "POWERTOOLS_TRACE_DISABLED": "1",
-           "POWERTOOLS_METRICS_NAMESPACE": "Test", "AWS_DEFAULT_REGION": "us-east-1"}
-    result = subprocess.run([sys.executable, "-S", "-c", probe, str(asset), sysconfig.get_paths()["purelib"]],
-                            capture_output=True, text=True, env=env, check=False, cwd=Path("/"))
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "lambda_handler"
+    assert_bundle_imports(asset, "lambdas.token_rotation.function.handler")

@@ -1,0 +1,91 @@
+"""CDK: the daily quiesced recovery point (and the one backup-now starts): ask the node, then AWS Backup.
+
+Replaces the backup plan's own schedule, which copied the file system while Chroma wrote. Allowed to write the
+request and read the node's answers under the node's prefix of the requests bucket, and to start a backup job of
+this file system into this vault with the backup role; nothing else.
+"""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_events as events
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from constructs import Construct
+
+from cdk_app.config import EnvironmentConfig
+from cdk_app.constants import (
+    RECOVERY_POINT_JOB_TIMEOUT_SECONDS,
+    RECOVERY_POINT_PREFIX,
+    log_group_name,
+    recovery_point_wait_seconds,
+)
+from cdk_app.constructs.scheduled_function import ScheduledFunction
+from cdk_app.nag import acknowledge
+from cdk_app.storage.recovery_points import requests_bucket_name
+from gateway.snapshot_protocol import request_key, result_key
+from lambdas.recovery_point.function import settings as runtime
+
+# The protocol module the job shares with the node's gateway (standard library only).
+PROTOCOL_FILES = ("gateway/__init__.py", "gateway/snapshot_protocol.py")
+
+
+class RecoveryPointJob(ScheduledFunction):
+    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, file_system_arn: str,
+                 vault_name: str, vault_arn: str, backup_role_arn: str, key: kms.IKey,
+                 removal_policy: cdk.RemovalPolicy) -> None:
+        bucket = requests_bucket_name(config.name)
+        b = config.backup
+        super().__init__(
+            scope, construct_id, unit="recovery_point",
+            description=f"Chroma {config.name}: a quiesced recovery point from the node, kept by AWS Backup",
+            service=runtime.service_name(config.name),
+            schedule=events.Schedule.cron(hour=str(b.hour_utc), minute=str(b.minute_utc)),
+            environment={
+                runtime.ENV_CONTROL_BUCKET: bucket,
+                runtime.ENV_NODE_PREFIX: RECOVERY_POINT_PREFIX,
+                runtime.ENV_FILE_SYSTEM_ARN: file_system_arn,
+                runtime.ENV_BACKUP_VAULT_NAME: vault_name,
+                runtime.ENV_BACKUP_ROLE_ARN: backup_role_arn,
+                runtime.ENV_RETENTION_DAYS: str(b.retention_days),
+                runtime.ENV_ANSWER_WAIT_SECONDS: str(recovery_point_wait_seconds(
+                    config.task.upstream_timeout_seconds, b.max_write_pause_seconds)),
+                runtime.ENV_ENVIRONMENT: config.name,
+            },
+            log_group_name=log_group_name(config.name, "recovery-point"),
+            log_retention_days=config.task.log_retention_days, log_key=key, removal_policy=removal_policy,
+            timeout_seconds=RECOVERY_POINT_JOB_TIMEOUT_SECONDS,
+            # A failed run has already asked the node once; the alarm, not a silent retry, handles it.
+            retry=False, bundled_files=PROTOCOL_FILES)
+        bucket_arn = f"arn:{cdk.Aws.PARTITION}:s3:::{bucket}"
+        answers = f"{bucket_arn}/{result_key(RECOVERY_POINT_PREFIX, '*')}"
+        self.function.add_to_role_policy(iam.PolicyStatement(
+            actions=["s3:PutObject"], resources=[f"{bucket_arn}/{request_key(RECOVERY_POINT_PREFIX)}"]))
+        self.function.add_to_role_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[answers]))
+        # Listing, only under the node's prefix, makes a not-yet-written answer a 404 rather than a 403.
+        self.function.add_to_role_policy(iam.PolicyStatement(
+            actions=["s3:ListBucket"], resources=[bucket_arn],
+            conditions={"StringLike": {"s3:prefix": f"{RECOVERY_POINT_PREFIX}/*"}}))
+        self.function.add_to_role_policy(iam.PolicyStatement(
+            actions=["backup:StartBackupJob"], resources=[vault_arn]))
+        # The recovery point is tagged with the node's totals as it is created.
+        recovery_points = f"arn:{cdk.Aws.PARTITION}:backup:{cdk.Aws.REGION}:{cdk.Aws.ACCOUNT_ID}:recovery-point:*"
+        self.function.add_to_role_policy(iam.PolicyStatement(
+            actions=["backup:TagResource"], resources=[recovery_points]))
+        self.function.add_to_role_policy(iam.PolicyStatement(
+            actions=["iam:PassRole"], resources=[backup_role_arn],
+            conditions={"StringEquals": {"iam:PassedToService": "backup.amazonaws.com"}}))
+        role = self.function.role
+        assert role is not None
+        nag_bucket = requests_bucket_name(config.name, "<AWS::AccountId>", "<AWS::Region>")
+        acknowledge(role, {
+            "AwsSolutions-IAM5[Resource::*]": "X-Ray's trace actions have no resource-level permissions.",
+            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{nag_bucket}/"
+            f"{result_key(RECOVERY_POINT_PREFIX, '*')}]":
+                "The job reads the node's answer to its own request, an object named by the request's id (one per "
+                "backup), under the node's prefix of the requests bucket; nothing else in the bucket.",
+            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:backup:<AWS::Region>:<AWS::AccountId>:"
+            "recovery-point:*]":
+                "backup:TagResource tags the recovery point StartBackupJob creates; its id is not known before.",
+        })
+
