@@ -44,6 +44,8 @@ SQLITE_FILE = "chroma.sqlite3"
 # In the node's directory: the signatures of the indexes that passed the last start check. The gateway cannot write
 # there (read-only mount); the Chroma entrypoint copies the gateway's list in before it starts Chroma.
 VERIFIED_FILE = ".chroma-verified.json"
+# The writer lock Chroma's entrypoint holds (cdk_app/node/chroma_image/writer-lock.sh): not data.
+WRITER_LOCK_FILE = ".chroma-writer.lock"
 VECTOR_SEGMENT_TYPE = "urn:chroma:segment/vector/hnsw-local-persisted"
 PERSISTENCE_VERSION = 1
 # The header: version (i32), offset_level0, max_elements, cur_element_count, size_data_per_element, label_offset,

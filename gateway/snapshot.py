@@ -30,7 +30,7 @@ log = logging.getLogger("gateway.snapshot")
 SNAPSHOT_FILE = "snapshot.json"
 PARTIAL_SUFFIX = ".partial"
 # Not data: the writer lock (its watchdog appends a heartbeat byte) and the start check's list of verified indexes.
-NOT_COPIED = frozenset({".chroma-writer.lock", integrity.VERIFIED_FILE})
+NOT_COPIED = frozenset({integrity.WRITER_LOCK_FILE, integrity.VERIFIED_FILE})
 POLL_SECONDS = 0.01
 
 
