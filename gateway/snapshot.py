@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Protocol
 
 from gateway import haproxy_config, integrity
+from gateway.files import write_atomically
 from gateway.runtime_api import RuntimeApi
 from gateway.snapshot_protocol import valid_snapshot_id
 
@@ -200,18 +201,56 @@ def read(path: Path) -> Snapshot:
     return Snapshot(**json.loads((path / SNAPSHOT_FILE).read_text()))
 
 
-class ProxyWriteGate:
-    """The running HAProxy's gate (its admin socket): a versioned swap of the mode map, and `show stat`."""
+class WriteHolds:
+    """Why writes are held now (a recovery point's copy, a restore not yet verified): the running HAProxy holds
+    them while any reason stands. Its mode map is swapped through the admin socket (a versioned, atomic commit)
+    and written to its file too, so a restarted HAProxy comes back in the same mode."""
 
     def __init__(self, api: RuntimeApi, runtime_dir: Path) -> None:
         self._api = api
         self._map = runtime_dir / haproxy_config.MODE_MAP
+        self.reasons: set[str] = set()
 
-    def hold(self) -> None:
-        self._api.replace_map(self._map, [haproxy_config.WRITES_HELD_KEY])
+    def hold_at_start(self, reason: str) -> None:
+        """Before HAProxy starts: it reads the map file, so no write gets through even once."""
+        self.reasons.add(reason)
+        self._write_file()
 
-    def release(self) -> None:
-        self._api.replace_map(self._map, [])
+    def hold(self, reason: str) -> None:
+        self.reasons.add(reason)
+        self._apply()
+
+    def release(self, reason: str) -> None:
+        self.reasons.discard(reason)
+        self._apply()
 
     def in_flight(self) -> int:
         return self._api.sessions(haproxy_config.WRITE_BACKEND)
+
+    def gate(self, reason: str) -> WriteGate:
+        return _ReasonGate(self, reason)
+
+    def _entries(self) -> list[str]:
+        return [haproxy_config.WRITES_HELD_KEY] if self.reasons else []
+
+    def _write_file(self) -> None:
+        write_atomically(self._map, "".join(f"{entry} 1\n" for entry in self._entries()))
+
+    def _apply(self) -> None:
+        self._write_file()
+        self._api.replace_map(self._map, self._entries())
+
+
+@dataclass(frozen=True)
+class _ReasonGate:
+    holds: WriteHolds
+    reason: str
+
+    def hold(self) -> None:
+        self.holds.hold(self.reason)
+
+    def release(self) -> None:
+        self.holds.release(self.reason)
+
+    def in_flight(self) -> int:
+        return self.holds.in_flight()

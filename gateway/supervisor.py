@@ -27,7 +27,7 @@ from collections import deque
 from dataclasses import asdict
 from pathlib import Path
 
-from gateway import haproxy_config, integrity, node_start, snapshot
+from gateway import haproxy_config, integrity, node_start, restore_check, snapshot
 from gateway.access_log import AccessLogReceiver
 from gateway.control import HEARTBEAT_PATH, ControlServer, http_status
 from gateway.files import write_atomically
@@ -66,6 +66,9 @@ class Supervisor:
         self.starting = bool(settings.node_data_dir)  # the start check has not finished
         self.quarantined: tuple[integrity.Verdict, ...] = ()
         self.snapshot_running: str | None = None  # the recovery point being taken (writes held during its copy)
+        self.holds = snapshot.WriteHolds(self.api, self.runtime_dir)  # why writes are held, if they are
+        self.restore: dict[str, object] | None = None  # a restore not verified yet (gateway.restore_check)
+        self.restore_verdict: restore_check.RestoreVerdict | None = None
         self.last_snapshot: dict[str, object] | None = None
         self._restarts: deque[float] = deque(maxlen=MAX_RESTARTS)
 
@@ -161,7 +164,7 @@ class Supervisor:
             try:
                 usage = await asyncio.to_thread(integrity.disk_usage, data_dir)
                 values = {"QuarantinedCollections": len(self.quarantined), "SqliteBytes": usage.sqlite_bytes,
-                          "IndexBytes": usage.index_bytes, "WritesHeld": int(self.snapshot_running is not None)}
+                          "IndexBytes": usage.index_bytes, "WritesHeld": int(bool(self.holds.reasons))}
                 if usage.log_rows is not None:
                     values["LogRows"] = usage.log_rows
                 self.access_log.node_metrics(values)
@@ -174,8 +177,9 @@ class Supervisor:
         return {"quarantined_collections": [
             {"id": v.collection_id, "name": v.name, "tenant": v.tenant, "database": v.database, "problem": v.problem}
             for v in self.quarantined],
-            "writes": f"paused for recovery point {self.snapshot_running}" if self.snapshot_running else "flowing",
-            "last_recovery_point": self.last_snapshot}
+            "writes": f"held: {', '.join(sorted(self.holds.reasons))}" if self.holds.reasons else "flowing",
+            "last_recovery_point": self.last_snapshot,
+            "restore": asdict(self.restore_verdict) if self.restore_verdict else self.restore}
 
     # recovery points
     async def snapshot_loop(self) -> None:
@@ -185,7 +189,7 @@ class Supervisor:
 
         s = self.settings
         requests = S3SnapshotRequests(boto3.client("s3"), s.snapshot_bucket, s.snapshot_prefix)
-        gate = snapshot.ProxyWriteGate(self.api, self.runtime_dir)
+        gate = self.holds.gate("recovery point")
         where = snapshot.SnapshotSettings(source=Path(s.node_data_dir), root=Path(s.snapshot_dir),
                                           drain_seconds=s.upstream_timeout_seconds,
                                           max_pause_seconds=s.snapshot_max_pause_seconds,
@@ -210,6 +214,11 @@ class Supervisor:
 
     async def take_snapshot(self, gate: snapshot.WriteGate, where: snapshot.SnapshotSettings,
                             snapshot_id: str) -> dict[str, object]:
+        if restore_check.REASON in self.holds.reasons:
+            error = "this node was restored and its data is not verified yet: no recovery point of it"
+            log.error("recovery point refused", extra={"event": "snapshot_failed", "snapshot_id": snapshot_id,
+                                                       "error": error})
+            return {"status": "failed", "snapshot_id": snapshot_id, "error": error}
         self.snapshot_running = snapshot_id
         try:
             point = await asyncio.to_thread(snapshot.take, gate, where, snapshot_id, self.settings.chroma_version)
@@ -225,6 +234,43 @@ class Supervisor:
         self.last_snapshot = {"id": point.snapshot_id, "pause_seconds": point.pause_seconds, "bytes": point.bytes,
                               "created_at": point.created_at}
         return {"status": "ok", **asdict(point)}
+
+    # restores
+    async def restore_loop(self, restore: dict[str, object]) -> None:
+        """Verify a restored directory once Chroma answers; writes flow only if it passes."""
+        host, port = self.upstream
+        while True:
+            try:
+                if await http_status(host, port, HEARTBEAT_PATH, HEARTBEAT_TIMEOUT_SECONDS) == 200:
+                    break
+            except (OSError, TimeoutError):
+                pass
+            await asyncio.sleep(0.5)
+        quarantined = {f"{v.tenant}/{v.database}/{v.name}" for v in self.quarantined}
+        verdict = await asyncio.to_thread(restore_check.verify, restore_check.ChromaApi(host, port), restore,
+                                          quarantined)
+        self.restore_verdict = verdict
+        recovery_points = Path(self.settings.snapshot_dir)
+        await asyncio.to_thread(restore_check.record, recovery_points, verdict)
+        if verdict.ok:
+            await asyncio.to_thread(self.holds.release, restore_check.REASON)
+            log.info("restore verified: writes flow", extra={"event": "restore_verified", **asdict(verdict)})
+        else:
+            log.error("restore not verified: writes stay held", extra={"event": "restore_failed",
+                                                                       **asdict(verdict)})
+        if self.settings.snapshot_bucket:
+            import boto3
+            from botocore.exceptions import BotoCoreError, ClientError
+
+            s = self.settings
+            try:
+                await asyncio.to_thread(S3SnapshotRequests(boto3.client("s3"), s.snapshot_bucket,
+                                                           s.snapshot_prefix).answer,
+                                        verdict.restore_id, {"status": "ok" if verdict.ok else "failed",
+                                                             **asdict(verdict)})
+            except (BotoCoreError, ClientError) as error:
+                log.error("cannot report the restore's verdict", extra={"event": "restore_report_failed",
+                                                                        "error": str(error)})
 
     # readiness
     async def problems(self) -> list[str]:
@@ -281,13 +327,21 @@ class Supervisor:
                 control.close()
                 access.stop()
                 return 4
+        if self.settings.snapshot_dir:
+            self.restore = restore_check.pending(Path(self.settings.snapshot_dir))
+            if self.restore is not None:
+                self.holds.hold_at_start(restore_check.REASON)
+                log.warning("restored directory: writes held until it is verified", extra={
+                    "event": "restore_pending", "restore_id": self.restore.get("restore_id")})
         await asyncio.to_thread(self.tokens.refresh)  # may fail: then nothing is accepted and readiness says why
         await self.start_proxy()
         background = [asyncio.create_task(self.token_loop())]
         if self.settings.node_data_dir:
             background.append(asyncio.create_task(self.disk_metrics_loop()))
-        if self.settings.snapshot_dir:
+        if self.settings.snapshot_bucket:
             background.append(asyncio.create_task(self.snapshot_loop()))
+        if self.restore is not None:
+            background.append(asyncio.create_task(self.restore_loop(self.restore)))
         supervised = asyncio.create_task(self.supervise())
         stopped = asyncio.create_task(stop.wait())
         try:

@@ -180,9 +180,9 @@ def node(tmp_path: Path, start_gateway: GatewayFactory) -> Iterator[tuple[Server
         yield chroma, gateway, data
 
 
-def gate_of(gateway: Server, tmp_path: Path) -> snapshot.ProxyWriteGate:
+def gate_of(gateway: Server, tmp_path: Path) -> snapshot.WriteGate:
     runtime = tmp_path / f"gateway-{gateway.port}"  # gateway.local's runtime directory for this gateway
-    return snapshot.ProxyWriteGate(RuntimeApi(runtime / "admin.sock"), runtime)
+    return snapshot.WriteHolds(RuntimeApi(runtime / "admin.sock"), runtime).gate("drill")
 
 
 def test_every_recovery_point_restores_with_everything_acknowledged_before_its_pause(
