@@ -1,4 +1,4 @@
-"""chroma-ops: smoke-test, benchmark, size and price a Chroma deployment.
+"""chroma-ops: smoke-test, benchmark, size, price and restore a Chroma deployment.
 
 Exit codes: 0 success, 1 the check failed or the endpoint refused us, 2 bad input.
 """
@@ -10,6 +10,7 @@ import dataclasses
 import os
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from ops.errors import EXIT_FAILED, OpsError, UsageError
@@ -196,6 +197,66 @@ def cmd_cost(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_restore(args: argparse.Namespace) -> int:
+    import boto3
+
+    from ops import restore
+    from ops.recovery_points import choose
+    from ops.restore_aws import AwsNode
+
+    config = _config(args.env)
+    if sum(bool(x) for x in (args.list, args.undo, args.recovery_point)) != 1:
+        raise UsageError("restore needs exactly one of --recovery-point ARN|latest, --list, --undo RESTORE_ID")
+    node = AwsNode(boto3.Session(region_name=config.region), args.env)
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    if args.list:
+        points = node.recovery_points()
+        if args.json:
+            emit_json([p.as_dict() for p in points])
+        else:
+            table(["created", "snapshot id (quiesced copy)", "Chroma", "records", "recovery point"],
+                  [[p.created_at.isoformat(timespec="seconds"), p.snapshot_id or "none: not restorable here",
+                    p.chroma_version or "", p.records if p.records is not None else "", p.arn] for p in points])
+        return 0
+    if args.undo:
+        if not args.yes:
+            raise UsageError(f"--undo {args.undo} stops the node, puts the directory from before that restore back "
+                             "and starts the node: add --yes to go ahead")
+        report = restore.undo(node, args.env, args.undo, say)
+    else:
+        if not args.yes:
+            point = choose(node.recovery_points(), args.recovery_point, config.chroma_image.tag, args.force_version)
+            print(f"would restore {point.arn}\n  snapshot {point.snapshot_id}, {point.records} records in "
+                  f"{point.collections} collections, Chroma {point.chroma_version}, taken {point.created_at}\n"
+                  f"into {args.env}: the node is stopped for the restore (an outage), its directory kept aside.\n"
+                  "Add --yes to go ahead.")
+            return 0
+        try:
+            report = restore.restore(node, args.env, args.recovery_point, config.chroma_image.tag,
+                                     args.force_version, datetime.now(UTC), say)
+        except restore.RestoreFailed as failed:
+            _print_restore(failed.report, args.json)
+            raise
+    _print_restore(report, args.json)
+    return 0
+
+
+def _print_restore(report: Any, as_json: bool) -> None:
+    if as_json:
+        emit_json(dataclasses.asdict(report))
+        return
+    print(f"restore {report.restore_id}: {'OK' if report.ok else 'NOT COMPLETED'}")
+    if report.recovery_point:
+        print(f"recovery point {report.recovery_point['arn']} (snapshot {report.recovery_point['snapshot_id']})")
+    table(["step", "seconds", "detail"], [[s.name, s.seconds, s.detail] for s in report.steps])
+    if report.verdict:
+        print(f"verified by the node: {report.verdict.get('status')}, {report.verdict.get('collections')} "
+              f"collections, {report.verdict.get('records')} records, problems: {report.verdict.get('problems')}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chroma-ops", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -238,7 +299,19 @@ def build_parser() -> argparse.ArgumentParser:
                           help=usage_field.metadata["help"])
     cost.set_defaults(run=cmd_cost)
 
-    for sub in (smoke, bench, capacity, cost):
+    restore = commands.add_parser("restore", help="restore a recovery point into the node (stops it meanwhile)")
+    restore.add_argument("--env", required=True)
+    restore.add_argument("--recovery-point", help="a recovery point ARN, or 'latest' (the newest quiesced one)")
+    restore.add_argument("--list", action="store_true", help="list the recovery points and exit")
+    restore.add_argument("--undo", metavar="RESTORE_ID", help="put back the directory a restore kept aside")
+    restore.add_argument("--node", default="primary", choices=["primary"],
+                         help="the node to restore (one node per environment today)")
+    restore.add_argument("--force-version", action="store_true",
+                         help="restore a recovery point taken with another Chroma release")
+    restore.add_argument("--yes", action="store_true", help="go ahead (without it: say what would happen)")
+    restore.set_defaults(run=cmd_restore)
+
+    for sub in (smoke, bench, capacity, cost, restore):
         sub.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 

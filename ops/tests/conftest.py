@@ -1,3 +1,4 @@
-"""Reuse the real-server fixtures of the gateway tests: a `chroma run` server and gateways on loopback."""
+"""Reuse the real-server fixtures of the gateway tests: a `chroma run` server, gateways on loopback, moto as S3."""
 
-from gateway.tests.conftest import chroma, start_gateway  # noqa: F401 - pytest discovers fixtures by name
+from gateway.tests.conftest import aws_env, chroma, moto_server, start_gateway  # noqa: F401 - found by name
+from gateway.tests.test_restore_drill import s3  # noqa: F401
