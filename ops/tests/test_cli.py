@@ -187,3 +187,20 @@ def test_discovery_of_an_environment_that_is_not_deployed(aws: Any) -> None:
         discover("staging", aws, ["staging"])
     with pytest.raises(UsageError, match="unknown environment 'qa'"):
         discover("qa", aws, ["staging"])
+
+
+@pytest.mark.parametrize("argv", [["restore", "--env", "dev"],
+                                  ["restore", "--env", "dev", "--list", "--undo", "restore-dev-20261126-101500"]])
+def test_restore_needs_exactly_one_action(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    code, _, err = run(capsys, *argv)
+    assert code == 2
+    assert "restore needs exactly one of --recovery-point ARN|latest, --list, --undo RESTORE_ID" in err
+
+
+def test_restore_of_an_environment_that_is_not_deployed_says_what_is_missing(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
+        monkeypatch.setenv(key, value)
+    with mock_aws():
+        code, _, err = run(capsys, "restore", "--env", "dev", "--list")
+    assert code == 1 and "environment 'dev' does not publish cluster-name" in err
