@@ -95,8 +95,8 @@ SSM_BACKUP_VAULT_NAME = "backup-vault-name"
 SSM_BACKUP_ROLE_ARN = "backup-role-arn"
 # The restore (chroma-ops restore, the restore automation): the one-off task that swaps a restored copy in.
 SSM_RESTORE_TASK_FAMILY = "restore-task-family"
-SSM_RESTORE_SUBNETS = "restore-subnets"
-SSM_RESTORE_SECURITY_GROUP = "restore-security-group"
+SSM_PRIVATE_SUBNETS = "private-subnets"
+SSM_TASK_SECURITY_GROUP = "task-security-group"
 SSM_RECOVERY_POINTS_BUCKET = "recovery-points-bucket"
 RESTORE_CONTAINER = "restore"
 # Where the restore task mounts the file system's root (an access point rooted at /, acting as root).

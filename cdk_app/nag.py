@@ -23,3 +23,11 @@ def acknowledge(construct: IConstruct, reasons: dict[str, str]) -> None:
         if len(reason) < 40:
             raise ValueError(f"cdk-nag acknowledgment of {rule_id} needs a specific reason, got {reason!r}")
         cdk.Validations.of(construct).acknowledge(cdk.Acknowledgment(id=f"{NAG_PACK}::{rule_id}", reason=reason))
+
+
+def acknowledge_image_pull(execution_role: IConstruct) -> None:
+    """A task's execution role: ECR's token action is account-wide by design."""
+    acknowledge(execution_role, {
+        "AwsSolutions-IAM5[Resource::*]": "ecr:GetAuthorizationToken, which the execution role needs to pull the "
+                                          "images, has no resource-level permissions; AWS requires '*'.",
+    })

@@ -204,6 +204,16 @@ def _read(path: Path) -> dict[str, object]:
         return {}
 
 
+def arguments(layout: Layout, restore_id: str, uid: int, gid: int, snapshot_id: str | None = None,
+              recovery_point_arn: str = "") -> list[str]:
+    """The command line of one swap (with a snapshot id) or undo (without): what the restore task is given."""
+    args = ["--root", str(layout.root), "--node", layout.node, "--recovery-points", layout.recovery_points,
+            "--restore-id", restore_id, "--uid", str(uid), "--gid", str(gid)]
+    if snapshot_id is None:
+        return [*args, "--undo"]
+    return [*args, "--snapshot-id", snapshot_id, "--recovery-point-arn", recovery_point_arn]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m gateway.restore_swap", description=__doc__.split("\n")[0])
     parser.add_argument("--root", type=Path, required=True, help="where the file system's root is mounted")

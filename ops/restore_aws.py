@@ -7,6 +7,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -23,23 +24,26 @@ from cdk_app.constants import (
     SSM_BACKUP_VAULT_NAME,
     SSM_CLUSTER_NAME,
     SSM_FILE_SYSTEM_ID,
+    SSM_PRIVATE_SUBNETS,
     SSM_RECOVERY_POINTS_BUCKET,
-    SSM_RESTORE_SECURITY_GROUP,
-    SSM_RESTORE_SUBNETS,
     SSM_RESTORE_TASK_FAMILY,
     SSM_SERVICE_NAME,
+    SSM_TASK_SECURITY_GROUP,
     ssm_parameter_prefix,
 )
-from gateway.restore_swap import EXIT_LOCKED, EXIT_NOT_FOUND, EXIT_USAGE
+from gateway.restore_swap import EXIT_LOCKED, EXIT_NOT_FOUND, EXIT_USAGE, Layout, arguments
 from gateway.snapshot_protocol import result_key
 from ops.errors import OpsError
 from ops.recovery_points import RecoveryPoint, recovery_points
+from ops.restore_verdict import read as read_verdict
 
 if TYPE_CHECKING:
     import boto3
 
 PARAMETERS = (SSM_CLUSTER_NAME, SSM_SERVICE_NAME, SSM_FILE_SYSTEM_ID, SSM_BACKUP_VAULT_NAME, SSM_BACKUP_ROLE_ARN,
-              SSM_RESTORE_TASK_FAMILY, SSM_RESTORE_SUBNETS, SSM_RESTORE_SECURITY_GROUP, SSM_RECOVERY_POINTS_BUCKET)
+              SSM_RESTORE_TASK_FAMILY, SSM_PRIVATE_SUBNETS, SSM_TASK_SECURITY_GROUP, SSM_RECOVERY_POINTS_BUCKET)
+# The file system as the restore task mounts it (its root), the node's and the recovery points' directories in it.
+TASK_LAYOUT = Layout(Path(RESTORE_MOUNT_PATH), EFS_ACCESS_POINT_ROOT.strip("/"), RECOVERY_POINTS_ROOT.strip("/"))
 SWAP_EXIT_MEANINGS = {EXIT_USAGE: "bad arguments or an id already used", EXIT_NOT_FOUND: "the restored copy or the "
                       "directory to put back was not found", EXIT_LOCKED: "a Chroma process still held the writer lock"}
 
@@ -152,16 +156,15 @@ class AwsNode:
 
     def swap(self, point: RecoveryPoint | None, restore_id: str, undo: bool = False) -> str:
         p = self.params
-        command = ["--root", RESTORE_MOUNT_PATH, "--node", EFS_ACCESS_POINT_ROOT,
-                   "--recovery-points", RECOVERY_POINTS_ROOT, "--restore-id", restore_id,
-                   "--uid", str(EFS_POSIX_UID), "--gid", str(EFS_POSIX_GID)]
-        command += ["--undo"] if undo or point is None else [
-            "--snapshot-id", str(point.snapshot_id), "--recovery-point-arn", point.arn]
+        undoing = undo or point is None
+        command = arguments(TASK_LAYOUT, restore_id, EFS_POSIX_UID, EFS_POSIX_GID,
+                            None if undoing or point is None else str(point.snapshot_id),
+                            "" if point is None else point.arn)
         started = self._call(lambda: self._ecs.run_task(
             cluster=p[SSM_CLUSTER_NAME], taskDefinition=p[SSM_RESTORE_TASK_FAMILY], launchType="FARGATE", count=1,
             startedBy="chroma-ops-restore",
-            networkConfiguration={"awsvpcConfiguration": {"subnets": p[SSM_RESTORE_SUBNETS].split(","),
-                                                          "securityGroups": [p[SSM_RESTORE_SECURITY_GROUP]],
+            networkConfiguration={"awsvpcConfiguration": {"subnets": p[SSM_PRIVATE_SUBNETS].split(","),
+                                                          "securityGroups": [p[SSM_TASK_SECURITY_GROUP]],
                                                           "assignPublicIp": "DISABLED"}},
             overrides={"containerOverrides": [{"name": RESTORE_CONTAINER, "command": command}]}))
         if started.get("failures") or not started.get("tasks"):
@@ -180,7 +183,7 @@ class AwsNode:
             meaning = SWAP_EXIT_MEANINGS.get(code, "see its log") if isinstance(code, int) else "it did not run"
             raise OpsError(f"the restore task {task_arn} exited {code} ({meaning}; {task.get('stoppedReason', '')}); "
                            f"its log is in /chroma/{self._environment}/restore")
-        if undo or point is None:
+        if undoing:
             return f"task {task_arn}; restored directory kept as {EFS_ACCESS_POINT_ROOT}.failed-{restore_id}"
         return f"task {task_arn}; live directory kept as {EFS_ACCESS_POINT_ROOT}.before-{restore_id}"
 
@@ -190,12 +193,11 @@ class AwsNode:
 
         def answered() -> bool:
             try:
-                found.update(json.loads(self._s3.get_object(Bucket=bucket, Key=key)["Body"].read()))
-                return True
-            except self._s3.exceptions.NoSuchKey:
-                return False
+                verdict = read_verdict(self._s3, bucket, key)
             except (ClientError, BotoCoreError) as error:
                 raise OpsError(f"cannot read the node's verdict s3://{bucket}/{key}: {error}") from None
+            found.update(verdict or {})
+            return verdict is not None
 
         self._wait(f"the node's verdict on {restore_id} (s3://{bucket}/{key})", self._timeouts.verdict_seconds,
                    answered)

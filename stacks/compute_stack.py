@@ -8,11 +8,21 @@ from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
 from cdk_app.config import EnvironmentConfig
-from cdk_app.constants import SSM_CLUSTER_NAME, SSM_ENDPOINT_URL, SSM_LOG_GROUP_NAME, SSM_SERVICE_NAME
+from cdk_app.constants import (
+    SSM_CLUSTER_NAME,
+    SSM_ENDPOINT_URL,
+    SSM_LOG_GROUP_NAME,
+    SSM_RECOVERY_POINTS_BUCKET,
+    SSM_RESTORE_TASK_FAMILY,
+    SSM_SERVICE_NAME,
+)
 from cdk_app.constructs.published import PublishedValues
 from cdk_app.constructs.stateful import removal_policy
-from cdk_app.node.chroma import ChromaService
+from cdk_app.node.chroma import CLUSTER_LOGICAL_ID, ChromaService
 from cdk_app.node.load_balancer import ChromaLoadBalancer
+from cdk_app.node.restore_automation import RestoreAutomation
+from cdk_app.node.restore_task import RestoreTask
+from cdk_app.storage.recovery_points import requests_bucket_name
 from lambdas.token_rotation.infrastructure import TokenRotation
 from stacks.network_stack import NetworkStack
 from stacks.storage_stack import StorageStack
@@ -47,9 +57,31 @@ class ComputeStack(cdk.Stack):
             load_balancer=self.load_balancer.alb, service=self.chroma.service,
             removal_policy=removal_policy(config.retain_data))
 
+        self.restore_task = RestoreTask(
+            self, "RestoreTask", config=config, runtime_platform=self.chroma.runtime_platform,
+            image=self.chroma.gateway_image, file_system=storage.file_system,
+            access_point=storage.recovery_points.restore_access_point, key=key,
+            removal_policy=removal_policy(config.retain_data))
+
+        self.restore_automation = RestoreAutomation(
+            self, "RestoreAutomation", config=config, cluster=self.chroma.cluster, service=self.chroma.service,
+            task_definition=self.restore_task.task_definition,
+            subnet_ids=vpc.select_subnets(subnet_group_name=network.network.private_subnets.subnet_group_name)
+            .subnet_ids, security_group_id=network.security_groups.task.security_group_id,
+            file_system_id=storage.file_system.file_system_id, file_system_arn=storage.file_system.file_system_arn,
+            vault_name=storage.backup.vault.backup_vault_name, vault_arn=storage.backup.vault.backup_vault_arn,
+            backup_role_arn=storage.backup.role.role_arn, bucket=requests_bucket_name(config.name),
+            cluster_logical_id=CLUSTER_LOGICAL_ID)
+
         published = PublishedValues(self, "Published", environment=config.name)
         published.publish(SSM_ENDPOINT_URL, self.load_balancer.endpoint_url, "Chroma endpoint (through the gateway)")
         published.publish(SSM_CLUSTER_NAME, self.chroma.cluster.cluster_name, "ECS cluster of the Chroma service")
         published.publish(SSM_SERVICE_NAME, self.chroma.service.service_name, "ECS service running the Chroma node")
         published.publish(SSM_LOG_GROUP_NAME, self.chroma.log_group.log_group_name,
                           "CloudWatch Logs group of the Chroma and gateway containers")
+        # What chroma-ops restore and the restore automation need to run the swap task and read the node's verdict
+        # (its subnets and security group, the node's, are published by the network stack).
+        published.publish(SSM_RESTORE_TASK_FAMILY, self.restore_task.task_definition.family,
+                          "Task definition family of the restore's one-off swap task")
+        published.publish(SSM_RECOVERY_POINTS_BUCKET, requests_bucket_name(config.name),
+                          "S3 bucket of recovery point requests and the node's answers (and restore verdicts)")

@@ -6,6 +6,8 @@ import aws_cdk as cdk
 from constructs import Construct
 
 from cdk_app.config import EnvironmentConfig
+from cdk_app.constants import SSM_PRIVATE_SUBNETS, SSM_TASK_SECURITY_GROUP
+from cdk_app.constructs.published import PublishedValues
 from cdk_app.constructs.stateful import removal_policy
 from cdk_app.network.network import ChromaNetwork
 from cdk_app.network.security_groups import ServiceSecurityGroups
@@ -22,3 +24,9 @@ class NetworkStack(cdk.Stack):
                                                      vpc_cidr=config.network.vpc_cidr,
                                                      load_balancer=config.load_balancer, tls=config.tls is not None,
                                                      endpoints=self.network.endpoints_security_group)
+        published = PublishedValues(self, "Published", environment=config.name)
+        published.publish(SSM_PRIVATE_SUBNETS, cdk.Fn.join(",", self.network.vpc.select_subnets(
+            subnet_group_name=self.network.private_subnets.subnet_group_name).subnet_ids),
+                          "Private subnets of the Chroma tasks (where the restore task runs too)")
+        published.publish(SSM_TASK_SECURITY_GROUP, self.security_groups.task.security_group_id,
+                          "Security group of the Chroma tasks (the restore task's too: it reaches the file system)")

@@ -27,6 +27,7 @@ STATEFUL: dict[str, dict[str, str]] = {
         "ChromaFileSystem": "AWS::EFS::FileSystem",
         "ChromaPrimaryNodeAccessPoint": "AWS::EFS::AccessPoint",
         "ChromaRecoveryPointsAccessPoint": "AWS::EFS::AccessPoint",
+        "ChromaRestoreAccessPoint": "AWS::EFS::AccessPoint",
         "ChromaBackupVault": "AWS::Backup::BackupVault",
         "ChromaGatewayTokenSecret": "AWS::SecretsManager::Secret",
     },

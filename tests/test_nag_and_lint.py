@@ -29,6 +29,9 @@ def test_every_environment_synthesizes_with_no_unacknowledged_nag_finding(synthe
         ("AwsSolutions-SMG4", "Storage/GatewayToken/Secret/Resource"),
         ("AwsSolutions-ECS2", "Compute/Chroma/Task/Resource"),
         ("AwsSolutions-IAM5", "Compute/Chroma/Task/ExecutionRole/DefaultPolicy/Resource"),
+        ("AwsSolutions-IAM5", "Compute/RestoreTask/Task/ExecutionRole/DefaultPolicy/Resource"),
+        # RunTask of one family on one cluster, recovery points by id, the node's verdicts (cdk_app/node/tests).
+        ("AwsSolutions-IAM5", "Compute/RestoreAutomation/Role/DefaultPolicy/Resource"),
         ("AwsSolutions-S1", "Compute/LoadBalancer/AccessLogs/Resource"),
         ("AwsSolutions-S1", "Storage/RecoveryPoints/Requests/Resource"),
         # Only the node's answers, one object per recovery point id (asserted in cdk_app/node/tests).

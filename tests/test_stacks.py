@@ -57,7 +57,7 @@ def test_logs_have_explicit_retention_and_container_logs_are_encrypted(synthesiz
                                                                        env: str) -> None:
     config = ENVIRONMENTS[env]
     compute = resources(synthesized.template_json(env, "Compute"), "AWS::Logs::LogGroup")
-    assert len(compute) == 2  # the containers' and the rotation function's
+    assert len(compute) == 3  # the containers', the rotation function's and the restore task's
     for log_group in compute.values():
         assert log_group["Properties"]["RetentionInDays"] == config.task.log_retention_days
         assert "KmsKeyId" in log_group["Properties"]
@@ -79,12 +79,13 @@ def test_alarm_topic_encrypted_with_subscriptions_from_config(synthesized: Synth
 @pytest.mark.parametrize("env", ENVS)
 def test_published_parameters_and_outputs(synthesized: SynthesizedApp, env: str) -> None:
     names = set()
-    for stack_id in ("Storage", "Compute"):
+    for stack_id in ("Network", "Storage", "Compute"):
         template = synthesized.template_json(env, stack_id)
         names |= {r["Properties"]["Name"] for r in resources(template, "AWS::SSM::Parameter").values()}
     assert names == {f"/chroma/{env}/{n}" for n in
                      ("endpoint-url", "token-secret-arn", "cluster-name", "service-name", "file-system-id",
-                      "log-group-name", "backup-vault-name", "backup-role-arn")}
+                      "log-group-name", "backup-vault-name", "backup-role-arn", "private-subnets",
+                      "task-security-group", "restore-task-family", "recovery-points-bucket")}
     outputs = synthesized.template_json(env, "Compute")["Outputs"]
     tls = ENVIRONMENTS[env].tls
     if tls:

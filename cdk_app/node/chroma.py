@@ -36,10 +36,9 @@ from cdk_app.constants import (
 )
 from cdk_app.constructs.stateful import pin_logical_id
 from cdk_app.log_retention import retention
-from cdk_app.nag import acknowledge
-from cdk_app.storage.recovery_points import requests_bucket_name
+from cdk_app.nag import acknowledge, acknowledge_image_pull
+from cdk_app.storage.recovery_points import NodePrefix, requests_bucket_name
 from gateway import settings as gw
-from gateway.snapshot_protocol import request_key, result_key
 from ops.capacity import collections_per_task
 
 
@@ -69,6 +68,7 @@ RECOVERY_POINTS_PATH = "/recovery-points"
 INDEX_CACHE_ENV = "CHROMA_SEGMENT_MANAGER__HNSW_INDEX_POOL_CACHE_CONFIG__MEMORY__CAPACITY"
 # Measurement tools beside the gateway's code, which need chromadb: not shipped in the image.
 GATEWAY_DEVELOPMENT_TOOLS = ("bench.py", "floods.py", "crash_trials.py", "node_speed.py")
+CLUSTER_LOGICAL_ID = "ChromaCluster1A5F5483"
 CHROMA_CONTAINER = "chroma"
 GATEWAY_CONTAINER = "gateway"
 
@@ -88,17 +88,18 @@ class ChromaService(Construct):
         self.cluster = ecs.Cluster(self, "Cluster", vpc=vpc, container_insights_v2=ecs.ContainerInsights.ENHANCED)
         # The ids CDK generated at the first deploy, pinned: a moved or renamed construct must never make
         # CloudFormation create a second service (two Chroma writers) before deleting the first.
-        pin_logical_id(self.cluster, "ChromaCluster1A5F5483")
+        pin_logical_id(self.cluster, CLUSTER_LOGICAL_ID)
         self.log_group = logs.LogGroup(self, "Logs", log_group_name=log_group_name(config.name, "node"),
                                        retention=retention(config.task.log_retention_days),
                                        encryption_key=key, removal_policy=removal_policy)
 
+        self.runtime_platform = ecs.RuntimePlatform(cpu_architecture=cpu_architecture,
+                                                    operating_system_family=ecs.OperatingSystemFamily.LINUX)
         self.task_definition = ecs.FargateTaskDefinition(
             self, "Task",
             cpu=config.task.cpu,
             memory_limit_mib=config.task.memory_mib,
-            runtime_platform=ecs.RuntimePlatform(cpu_architecture=cpu_architecture,
-                                                 operating_system_family=ecs.OperatingSystemFamily.LINUX),
+            runtime_platform=self.runtime_platform,
             volumes=[ecs.Volume(name=DATA_VOLUME, efs_volume_configuration=ecs.EfsVolumeConfiguration(
                 file_system_id=file_system.file_system_id,
                 transit_encryption="ENABLED",
@@ -120,23 +121,18 @@ class ChromaService(Construct):
             conditions={"StringEquals": {"elasticfilesystem:AccessPointArn": [
                 access_point.access_point_arn, recovery_points.access_point_arn]}},
         ))
-        # Recovery points: read the backup job's request, read and write the answers (gateway/snapshot_requests.py);
-        # listing, only under the node's prefix, makes a missing key a 404 rather than a 403.
+        # Recovery points: read the backup job's request, read and write the answers (gateway/snapshot_requests.py).
+        prefix = NodePrefix(config.name)
         requests_bucket = requests_bucket_name(config.name)
-        bucket_arn = f"arn:{cdk.Aws.PARTITION}:s3:::{requests_bucket}"
-        answers = f"{bucket_arn}/{result_key(RECOVERY_POINT_PREFIX, '*')}"
         task_role.add_to_principal_policy(iam.PolicyStatement(
-            actions=["s3:GetObject"], resources=[f"{bucket_arn}/{request_key(RECOVERY_POINT_PREFIX)}", answers]))
-        task_role.add_to_principal_policy(iam.PolicyStatement(actions=["s3:PutObject"], resources=[answers]))
-        task_role.add_to_principal_policy(iam.PolicyStatement(
-            actions=["s3:ListBucket"], resources=[bucket_arn],
-            conditions={"StringLike": {"s3:prefix": f"{RECOVERY_POINT_PREFIX}/*"}}))
-        nag_bucket = requests_bucket_name(config.name, "<AWS::AccountId>", "<AWS::Region>")  # as cdk-nag renders it
+            actions=["s3:GetObject"], resources=[prefix.request_arn, prefix.answers_arn]))
+        task_role.add_to_principal_policy(iam.PolicyStatement(actions=["s3:PutObject"],
+                                                              resources=[prefix.answers_arn]))
+        task_role.add_to_principal_policy(prefix.list_statement())
         acknowledge(task_role, {
-            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{nag_bucket}/"
-            f"{result_key(RECOVERY_POINT_PREFIX, '*')}]":
-                "The node answers each recovery point request in an object named by the request's id (one per "
-                "backup), under its own prefix of the requests bucket; nothing else in the bucket.",
+            prefix.answers_finding: "The node answers each recovery point request (and verifies each restore) in an "
+                                    "object named by its id, under its own prefix of the requests bucket; nothing "
+                                    "else in the bucket.",
         })
         # The gateway reads the token (all stages) at run time, so a rotation needs no restart.
         token_secret.grant_read(task_role)
@@ -181,11 +177,12 @@ class ChromaService(Construct):
             ecs.MountPoint(container_path=CHROMA_DATA_PATH, source_volume=DATA_VOLUME, read_only=False),
             ecs.MountPoint(container_path=NODE_START_PATH, source_volume=NODE_START_VOLUME, read_only=False))
 
+        self.gateway_image = ecs.ContainerImage.from_asset(
+            str(GATEWAY_DIR), platform=platform,
+            exclude=["tests", *GATEWAY_DEVELOPMENT_TOOLS, "**/__pycache__", "*.pyc"])
         self.gateway = self.task_definition.add_container(
             GATEWAY_CONTAINER,
-            image=ecs.ContainerImage.from_asset(
-                str(GATEWAY_DIR), platform=platform,
-                exclude=["tests", *GATEWAY_DEVELOPMENT_TOOLS, "**/__pycache__", "*.pyc"]),
+            image=self.gateway_image,
             environment={
                 gw.ENV_PORT: str(GATEWAY_PORT),
                 gw.ENV_UPSTREAM_URL: f"http://{CHROMA_LISTEN_ADDRESS}:{CHROMA_PORT}",
@@ -257,7 +254,4 @@ class ChromaService(Construct):
             "AwsSolutions-ECS2": "The environment variables hold only non-secret settings (ports, paths, the "
                                  "secret's ARN); the token itself is fetched at run time from Secrets Manager.",
         })
-        acknowledge(self.task_definition.obtain_execution_role(), {
-            "AwsSolutions-IAM5[Resource::*]": "ecr:GetAuthorizationToken, which the execution role needs to pull "
-                                              "the images, has no resource-level permissions; AWS requires '*'.",
-        })
+        acknowledge_image_pull(self.task_definition.obtain_execution_role())

@@ -21,13 +21,13 @@ from aws_cdk import aws_ssm as ssm
 from constructs import Construct
 
 from cdk_app.config import Automation, EnvironmentConfig
+from cdk_app.constructs.automation import SSM_PRINCIPAL, automation_content, automation_document
 from cdk_app.nag import acknowledge
 from cdk_app.observability import restart_guard
 
 # The cooldown step's code: restart_guard.py itself, so the tested function is the deployed one.
 GUARD_SOURCE = Path(restart_guard.__file__).read_text()
 
-SSM_PRINCIPAL = "ssm.amazonaws.com"
 
 
 class Remediation(Construct):
@@ -91,8 +91,7 @@ class Remediation(Construct):
             rule.node.add_dependency(document)  # the target names the document; it must exist first
 
     def _document(self, construct_id: str, name: str, content: dict[str, Any]) -> ssm.CfnDocument:
-        return ssm.CfnDocument(self, construct_id, name=name, document_type="Automation", document_format="JSON",
-                               content=content, update_method="NewVersion")
+        return automation_document(self, construct_id, name, content)
 
 
 def _camel(alarm_id: str) -> str:
@@ -109,11 +108,8 @@ _DESCRIPTIONS = {
 
 def _automation(description: str, defaults: dict[str, str], steps: list[dict[str, Any]],
                 **extra: Any) -> dict[str, Any]:
-    """An Automation document running as its AutomationAssumeRole, every parameter defaulted."""
-    parameters = {name: {"type": "String", "description": _DESCRIPTIONS[name], "default": value}
-                  for name, value in defaults.items()}
-    return {"schemaVersion": "0.3", "description": description, "assumeRole": "{{ AutomationAssumeRole }}",
-            "parameters": parameters, "mainSteps": steps, **extra}
+    return automation_content(description, {name: (_DESCRIPTIONS[name], value) for name, value in defaults.items()},
+                              steps, **extra)
 
 
 def _restart(defaults: dict[str, str], environment: str) -> dict[str, Any]:

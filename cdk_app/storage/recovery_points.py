@@ -8,14 +8,18 @@ small JSON requests and answers, kept 90 days.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import aws_cdk as cdk
 from aws_cdk import aws_efs as efs
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from cdk_app.constants import EFS_POSIX_GID, EFS_POSIX_UID, RECOVERY_POINTS_ROOT
+from cdk_app.constants import EFS_POSIX_GID, EFS_POSIX_UID, RECOVERY_POINT_PREFIX, RECOVERY_POINTS_ROOT
 from cdk_app.constructs.stateful import pin_logical_id
 from cdk_app.nag import acknowledge
+from gateway.snapshot_protocol import request_key, result_key
 
 ANSWER_RETENTION_DAYS = 90
 
@@ -25,6 +29,44 @@ def requests_bucket_name(environment: str, account: str = cdk.Aws.ACCOUNT_ID, re
     its placeholders for account and region, can be told exactly which resource pattern is accepted). Unique per
     account and region; at most 63 characters."""
     return f"chroma-{environment}-rp-{account}-{region}"
+
+
+# Every recovery point of the account and region: their ids are not known before AWS Backup creates them.
+RECOVERY_POINTS_ARN = f"arn:{cdk.Aws.PARTITION}:backup:{cdk.Aws.REGION}:{cdk.Aws.ACCOUNT_ID}:recovery-point:*"
+RECOVERY_POINTS_FINDING = ("AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:backup:<AWS::Region>:<AWS::AccountId>:"
+                           "recovery-point:*]")
+
+
+@dataclass(frozen=True)
+class NodePrefix:
+    """The node's prefix of the requests bucket (gateway/snapshot_protocol.py): the ARNs each party is granted."""
+
+    environment: str
+
+    @property
+    def bucket_arn(self) -> str:
+        return f"arn:{cdk.Aws.PARTITION}:s3:::{requests_bucket_name(self.environment)}"
+
+    @property
+    def request_arn(self) -> str:
+        return f"{self.bucket_arn}/{request_key(RECOVERY_POINT_PREFIX)}"
+
+    @property
+    def answers_arn(self) -> str:
+        """The node's answers: one object per recovery point or restore id."""
+        return f"{self.bucket_arn}/{result_key(RECOVERY_POINT_PREFIX, '*')}"
+
+    @property
+    def answers_finding(self) -> str:
+        """The cdk-nag finding the answers' wildcard raises, as cdk-nag renders it."""
+        bucket = requests_bucket_name(self.environment, "<AWS::AccountId>", "<AWS::Region>")
+        answers = result_key(RECOVERY_POINT_PREFIX, "*")
+        return f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{bucket}/{answers}]"
+
+    def list_statement(self) -> iam.PolicyStatement:
+        """Listing, only under the node's prefix, makes a missing answer a 404 rather than a 403."""
+        return iam.PolicyStatement(actions=["s3:ListBucket"], resources=[self.bucket_arn],
+                                   conditions={"StringLike": {"s3:prefix": f"{RECOVERY_POINT_PREFIX}/*"}})
 
 
 class RecoveryPointStore(Construct):
@@ -38,6 +80,12 @@ class RecoveryPointStore(Construct):
             posix_user=efs.PosixUser(uid=str(EFS_POSIX_UID), gid=str(EFS_POSIX_GID)),
         )
         pin_logical_id(self.access_point, "ChromaRecoveryPointsAccessPoint")
+        # The restore's swap (gateway.restore_swap, run as a one-off task by chroma-ops restore) renames the node's
+        # directory and the restored copy, which AWS Backup puts at the file system's root, and gives the copy the
+        # node's owner: it needs the root, as root. Only the restore task's role may mount through it.
+        self.restore_access_point = file_system.add_access_point(
+            "Restore", path="/", posix_user=efs.PosixUser(uid="0", gid="0"))
+        pin_logical_id(self.restore_access_point, "ChromaRestoreAccessPoint")
         self.requests = s3.Bucket(
             self, "Requests",
             bucket_name=requests_bucket_name(environment),

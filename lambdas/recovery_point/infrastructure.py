@@ -22,8 +22,12 @@ from cdk_app.constants import (
 )
 from cdk_app.constructs.scheduled_function import ScheduledFunction
 from cdk_app.nag import acknowledge
-from cdk_app.storage.recovery_points import requests_bucket_name
-from gateway.snapshot_protocol import request_key, result_key
+from cdk_app.storage.recovery_points import (
+    RECOVERY_POINTS_ARN,
+    RECOVERY_POINTS_FINDING,
+    NodePrefix,
+    requests_bucket_name,
+)
 from lambdas.recovery_point.function import settings as runtime
 
 # The protocol module the job shares with the node's gateway (standard library only).
@@ -57,35 +61,27 @@ class RecoveryPointJob(ScheduledFunction):
             timeout_seconds=RECOVERY_POINT_JOB_TIMEOUT_SECONDS,
             # A failed run has already asked the node once; the alarm, not a silent retry, handles it.
             retry=False, bundled_files=PROTOCOL_FILES)
-        bucket_arn = f"arn:{cdk.Aws.PARTITION}:s3:::{bucket}"
-        answers = f"{bucket_arn}/{result_key(RECOVERY_POINT_PREFIX, '*')}"
-        self.function.add_to_role_policy(iam.PolicyStatement(
-            actions=["s3:PutObject"], resources=[f"{bucket_arn}/{request_key(RECOVERY_POINT_PREFIX)}"]))
-        self.function.add_to_role_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[answers]))
-        # Listing, only under the node's prefix, makes a not-yet-written answer a 404 rather than a 403.
-        self.function.add_to_role_policy(iam.PolicyStatement(
-            actions=["s3:ListBucket"], resources=[bucket_arn],
-            conditions={"StringLike": {"s3:prefix": f"{RECOVERY_POINT_PREFIX}/*"}}))
+        prefix = NodePrefix(config.name)
+        self.function.add_to_role_policy(iam.PolicyStatement(actions=["s3:PutObject"],
+                                                             resources=[prefix.request_arn]))
+        self.function.add_to_role_policy(iam.PolicyStatement(actions=["s3:GetObject"],
+                                                             resources=[prefix.answers_arn]))
+        self.function.add_to_role_policy(prefix.list_statement())
         self.function.add_to_role_policy(iam.PolicyStatement(
             actions=["backup:StartBackupJob"], resources=[vault_arn]))
         # The recovery point is tagged with the node's totals as it is created.
-        recovery_points = f"arn:{cdk.Aws.PARTITION}:backup:{cdk.Aws.REGION}:{cdk.Aws.ACCOUNT_ID}:recovery-point:*"
         self.function.add_to_role_policy(iam.PolicyStatement(
-            actions=["backup:TagResource"], resources=[recovery_points]))
+            actions=["backup:TagResource"], resources=[RECOVERY_POINTS_ARN]))
         self.function.add_to_role_policy(iam.PolicyStatement(
             actions=["iam:PassRole"], resources=[backup_role_arn],
             conditions={"StringEquals": {"iam:PassedToService": "backup.amazonaws.com"}}))
         role = self.function.role
         assert role is not None
-        nag_bucket = requests_bucket_name(config.name, "<AWS::AccountId>", "<AWS::Region>")
         acknowledge(role, {
             "AwsSolutions-IAM5[Resource::*]": "X-Ray's trace actions have no resource-level permissions.",
-            f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{nag_bucket}/"
-            f"{result_key(RECOVERY_POINT_PREFIX, '*')}]":
-                "The job reads the node's answer to its own request, an object named by the request's id (one per "
-                "backup), under the node's prefix of the requests bucket; nothing else in the bucket.",
-            "AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:backup:<AWS::Region>:<AWS::AccountId>:"
-            "recovery-point:*]":
-                "backup:TagResource tags the recovery point StartBackupJob creates; its id is not known before.",
+            prefix.answers_finding: "The job reads the node's answer to its own request, an object named by the "
+                                    "request's id (one per backup), under the node's prefix of the requests bucket.",
+            RECOVERY_POINTS_FINDING: "backup:TagResource tags the recovery point StartBackupJob creates; its id is "
+                                     "not known before.",
         })
 

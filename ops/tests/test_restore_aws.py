@@ -50,7 +50,7 @@ def aws() -> Iterator[dict[str, Any]]:
         file_system = clients["efs"].create_file_system(CreationToken="fs")["FileSystemId"]
         values = {"cluster-name": CLUSTER, "service-name": SERVICE, "file-system-id": file_system,
                   "backup-vault-name": VAULT, "backup-role-arn": ROLE, "restore-task-family": FAMILY,
-                  "restore-subnets": "subnet-a,subnet-b", "restore-security-group": "sg-node",
+                  "private-subnets": "subnet-a,subnet-b", "task-security-group": "sg-node",
                   "recovery-points-bucket": BUCKET}
         assert set(values) == set(PARAMETERS)
         for name, value in values.items():
@@ -95,7 +95,7 @@ def expect_swap(ecs: Stubber, command: list[str], exit_code: int) -> None:
                      {"cluster": CLUSTER, "tasks": [TASK]})
 
 
-SWAP_COMMAND = ["--root", "/efs", "--node", "/chroma/primary", "--recovery-points", "/chroma/recovery-points",
+SWAP_COMMAND = ["--root", "/efs", "--node", "chroma/primary", "--recovery-points", "chroma/recovery-points",
                 "--restore-id", RESTORE_ID, "--uid", "1000", "--gid", "1000", "--snapshot-id", SNAPSHOT,
                 "--recovery-point-arn", POINT]
 
@@ -190,3 +190,22 @@ def test_only_quiesced_points_of_the_running_release_are_chosen() -> None:
         choose(POINTS, POINT + "x", "1.5.9", False)
     with pytest.raises(RecoveryPointRefused, match="no completed recovery point with a quiesced copy"):
         choose(POINTS[1:], "latest", "1.5.9", False)
+
+
+def test_the_automation_waits_for_the_verdict_and_fails_on_a_bad_one(aws: dict[str, Any],
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from ops import restore_verdict
+
+    monkeypatch.setattr("ops.restore_verdict.time.sleep", lambda _: None)
+    key = f"nodes/primary/snapshots/{RESTORE_ID}.json"
+    events = {"Bucket": BUCKET, "Key": key, "WaitSeconds": "0"}
+    with pytest.raises(TimeoutError, match=f"no verdict at s3://{BUCKET}/{key} yet"):
+        restore_verdict.handler(events, None)
+    aws["s3"].put_object(Bucket=BUCKET, Key=key, Body=json.dumps(
+        {"status": "failed", "problems": ["default_tenant/default_database/docs: 9 records, 10 recorded"]}).encode())
+    with pytest.raises(RuntimeError, match=r"does not match its recovery point: \['default_tenant/default_database/"
+                                           r"docs: 9 records, 10 recorded'\]"):
+        restore_verdict.handler(events, None)
+    aws["s3"].put_object(Bucket=BUCKET, Key=key, Body=json.dumps(
+        {"status": "ok", "collections": 2, "records": 70, "problems": []}).encode())
+    assert restore_verdict.handler(events, None) == {"Collections": "2", "Records": "70"}

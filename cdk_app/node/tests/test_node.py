@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 import pytest
 import yaml
@@ -16,6 +17,11 @@ from tests.cdk_support import REPO, SynthesizedApp, container, only, resources
 
 ENVS = list(ENVIRONMENTS)
 
+
+
+def node_task(synthesized: SynthesizedApp, env: str) -> dict[str, Any]:
+    """The node's task definition (the restore task is the compute stack's other one)."""
+    return dict(synthesized.template_json(env, "Compute")["Resources"]["ChromaTask6B15C82C"])
 
 @pytest.mark.parametrize("env", ENVS)
 def test_single_writer_deployment(synthesized: SynthesizedApp, env: str) -> None:
@@ -33,7 +39,7 @@ def test_single_writer_deployment(synthesized: SynthesizedApp, env: str) -> None
 
 @pytest.mark.parametrize("env", ENVS)
 def test_efs_volume_uses_iam_and_transit_encryption(synthesized: SynthesizedApp, env: str) -> None:
-    task = only(synthesized.template_json(env, "Compute"), "AWS::ECS::TaskDefinition")
+    task = node_task(synthesized, env)
     efs = task["Properties"]["Volumes"][0]["EFSVolumeConfiguration"]
     assert efs["TransitEncryption"] == "ENABLED"
     assert efs["AuthorizationConfig"]["IAM"] == "ENABLED"
@@ -48,7 +54,7 @@ def test_efs_volume_uses_iam_and_transit_encryption(synthesized: SynthesizedApp,
 
 @pytest.mark.parametrize("env", ENVS)
 def test_chroma_listens_on_loopback_and_only_the_gateway_has_a_port(synthesized: SynthesizedApp, env: str) -> None:
-    task = only(synthesized.template_json(env, "Compute"), "AWS::ECS::TaskDefinition")
+    task = node_task(synthesized, env)
     chroma = container(task, "chroma")
     assert {"Name": "CHROMA_LISTEN_ADDRESS", "Value": CHROMA_LISTEN_ADDRESS} in chroma["Environment"]
     assert "PortMappings" not in chroma
@@ -103,7 +109,7 @@ def test_load_balancer_listeners_health_check_and_access_logs(synthesized: Synth
 
 @pytest.mark.parametrize("env", ENVS)
 def test_gateway_has_a_read_only_root_and_a_task_volume_for_haproxy(synthesized: SynthesizedApp, env: str) -> None:
-    task = only(synthesized.template_json(env, "Compute"), "AWS::ECS::TaskDefinition")
+    task = node_task(synthesized, env)
     gateway = container(task, "gateway")
     assert gateway["ReadonlyRootFilesystem"] is True
     assert gateway["MountPoints"] == [
@@ -119,7 +125,7 @@ def test_gateway_has_a_read_only_root_and_a_task_volume_for_haproxy(synthesized:
 
 @pytest.mark.parametrize("env", ENVS)
 def test_chroma_starts_through_the_writer_lock_within_the_grace(synthesized: SynthesizedApp, env: str) -> None:
-    task = only(synthesized.template_json(env, "Compute"), "AWS::ECS::TaskDefinition")
+    task = node_task(synthesized, env)
     chroma = container(task, "chroma")
     wait = int(next(e["Value"] for e in chroma["Environment"] if e["Name"] == "WRITER_LOCK_WAIT_SECONDS"))
     grace = ENVIRONMENTS[env].task.health_check_grace_seconds
@@ -140,7 +146,7 @@ def test_chroma_starts_through_the_writer_lock_within_the_grace(synthesized: Syn
 
 @pytest.mark.parametrize("env", ENVS)
 def test_the_gateway_checks_the_directory_before_chroma_starts(synthesized: SynthesizedApp, env: str) -> None:
-    task = only(synthesized.template_json(env, "Compute"), "AWS::ECS::TaskDefinition")
+    task = node_task(synthesized, env)
     chroma = {e["Name"]: e["Value"] for e in container(task, "chroma")["Environment"]}
     gateway = {e["Name"]: e["Value"] for e in container(task, "gateway")["Environment"]}
     assert chroma["NODE_START_DIR"] == gateway["GATEWAY_NODE_START_DIR"] == "/run/node-start"
@@ -159,7 +165,7 @@ def test_the_gateway_image_leaves_out_every_module_that_needs_chromadb() -> None
 
 @pytest.mark.parametrize("env", ENVS)
 def test_chroma_keeps_only_as_many_indexes_loaded_as_the_task_holds(synthesized: SynthesizedApp, env: str) -> None:
-    task = only(synthesized.template_json(env, "Compute"), "AWS::ECS::TaskDefinition")
+    task = node_task(synthesized, env)
     chroma = {e["Name"]: e["Value"] for e in container(task, "chroma")["Environment"]}
     config = ENVIRONMENTS[env].task
     held = collections_per_task(config.memory_mib, config.collection_size.vectors, config.collection_size.dim)
