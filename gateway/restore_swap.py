@@ -12,7 +12,9 @@ snapshot id, then, holding the node's writer lock (so no Chroma can be writing):
    releases them only once the restored collections match the counts recorded at backup time (gateway.restore_check).
 
 `--undo <restore id>` puts the kept directory back (the restored one is kept too, as `<node>.failed-<restore id>`).
-Both are idempotent: run again after a success, they report it and change nothing.
+Both are idempotent: run again after a success, they report it and change nothing. `--discard <restore id>`
+deletes what that restore kept (`.before-` and `.failed-` directories), never the node's directory: the operator's
+decision, once the restored node has served for a while.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import errno
 import fcntl
 import json
 import os
+import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -197,6 +200,16 @@ def undo(layout: Layout, restore_id: str, lock_wait_seconds: float = 30.0) -> di
     return {"restore_id": restore_id, "status": "undone", "restored_kept_as": str(failed)}
 
 
+def discard(layout: Layout, restore_id: str) -> dict[str, str]:
+    """Delete the directories `restore_id` kept aside; the node's own directory is never among them."""
+    kept = [path for path in (layout.aside(restore_id), layout.failed(restore_id)) if path.exists()]
+    for path in kept:
+        if path.resolve() == layout.node_dir.resolve():
+            raise SwapError(f"{path} is the node's directory: not discarded", EXIT_USAGE)
+        shutil.rmtree(path)
+    return {"restore_id": restore_id, "status": "discarded", "deleted": ", ".join(str(p) for p in kept) or "nothing"}
+
+
 def _read(path: Path) -> dict[str, object]:
     try:
         return dict(json.loads(path.read_text()))
@@ -205,12 +218,13 @@ def _read(path: Path) -> dict[str, object]:
 
 
 def arguments(layout: Layout, restore_id: str, uid: int, gid: int, snapshot_id: str | None = None,
-              recovery_point_arn: str = "") -> list[str]:
-    """The command line of one swap (with a snapshot id) or undo (without): what the restore task is given."""
+              recovery_point_arn: str = "", action: str = "--undo") -> list[str]:
+    """The command line of one swap (with a snapshot id), or of `action` (--undo, --discard) without one: what the
+    restore task is given."""
     args = ["--root", str(layout.root), "--node", layout.node, "--recovery-points", layout.recovery_points,
             "--restore-id", restore_id, "--uid", str(uid), "--gid", str(gid)]
     if snapshot_id is None:
-        return [*args, "--undo"]
+        return [*args, action]
     return [*args, "--snapshot-id", snapshot_id, "--recovery-point-arn", recovery_point_arn]
 
 
@@ -224,13 +238,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recovery-point-arn", default="")
     parser.add_argument("--uid", type=int, default=1000)
     parser.add_argument("--gid", type=int, default=1000)
-    parser.add_argument("--undo", action="store_true", help="put the directory kept aside by --restore-id back")
+    action = parser.add_mutually_exclusive_group()
+    action.add_argument("--undo", action="store_true", help="put the directory kept aside by --restore-id back")
+    action.add_argument("--discard", action="store_true", help="delete what --restore-id kept aside")
     parser.add_argument("--lock-wait-seconds", type=float, default=30.0)
     args = parser.parse_args(argv)
     layout = Layout(args.root, args.node.strip("/"), args.recovery_points.strip("/"))
     try:
-        if args.undo:
-            report: dict[str, object] = dict(undo(layout, args.restore_id, args.lock_wait_seconds))
+        if not valid_snapshot_id(args.restore_id):
+            raise SwapError(f"restore id {args.restore_id!r}: use 1-64 letters, digits and '-'", EXIT_USAGE)
+        if args.discard:
+            report: dict[str, object] = dict(discard(layout, args.restore_id))
+        elif args.undo:
+            report = dict(undo(layout, args.restore_id, args.lock_wait_seconds))
         else:
             if not args.snapshot_id:
                 raise SwapError("--snapshot-id is required (or --undo)", EXIT_USAGE)

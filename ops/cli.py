@@ -205,8 +205,9 @@ def cmd_restore(args: argparse.Namespace) -> int:
     from ops.restore_aws import AwsNode
 
     config = _config(args.env)
-    if sum(bool(x) for x in (args.list, args.undo, args.recovery_point)) != 1:
-        raise UsageError("restore needs exactly one of --recovery-point ARN|latest, --list, --undo RESTORE_ID")
+    if sum(bool(x) for x in (args.list, args.undo, args.discard, args.recovery_point)) != 1:
+        raise UsageError("restore needs exactly one of --recovery-point ARN|latest, --list, --undo RESTORE_ID, "
+                         "--discard RESTORE_ID")
     node = AwsNode(boto3.Session(region_name=config.region), args.env)
 
     def say(line: str) -> None:
@@ -221,7 +222,12 @@ def cmd_restore(args: argparse.Namespace) -> int:
                   [[p.created_at.isoformat(timespec="seconds"), p.snapshot_id or "none: not restorable here",
                     p.chroma_version or "", p.records if p.records is not None else "", p.arn] for p in points])
         return 0
-    if args.undo:
+    if args.discard:
+        if not args.yes:
+            raise UsageError(f"--discard {args.discard} deletes the directories that restore kept aside (the one from "
+                             "before it, and a copy that failed verification): add --yes to go ahead")
+        report = restore.discard(node, args.discard, say)
+    elif args.undo:
         if not args.yes:
             raise UsageError(f"--undo {args.undo} stops the node, puts the directory from before that restore back "
                              "and starts the node: add --yes to go ahead")
@@ -304,6 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("--recovery-point", help="a recovery point ARN, or 'latest' (the newest quiesced one)")
     restore.add_argument("--list", action="store_true", help="list the recovery points and exit")
     restore.add_argument("--undo", metavar="RESTORE_ID", help="put back the directory a restore kept aside")
+    restore.add_argument("--discard", metavar="RESTORE_ID", help="delete the directories a restore kept aside")
     restore.add_argument("--node", default="primary", choices=["primary"],
                          help="the node to restore (one node per environment today)")
     restore.add_argument("--force-version", action="store_true",

@@ -36,6 +36,8 @@ class Node(Protocol):
 
     def swap(self, point: RecoveryPoint | None, restore_id: str, undo: bool = False) -> str: ...
 
+    def discard(self, restore_id: str) -> str: ...
+
     def start(self) -> str: ...
 
     def verdict(self, restore_id: str) -> dict[str, Any]: ...
@@ -131,3 +133,11 @@ def undo(node: Node, environment: str, undone: str, announce: Callable[[str], No
     report.ok = True
     return report
 
+
+
+def discard(node: Node, discarded: str, announce: Callable[[str], None] = lambda _: None) -> Report:
+    """Delete the directories a restore kept aside (the node keeps running: its own directory is never touched)."""
+    report = Report(discarded)
+    _timed(report, "delete what the restore kept aside", announce, lambda: node.discard(discarded))
+    report.ok = True
+    return report

@@ -155,11 +155,21 @@ class AwsNode:
         return f"restore job {job}, {state.get('BackupSizeInBytes', '?')} bytes"
 
     def swap(self, point: RecoveryPoint | None, restore_id: str, undo: bool = False) -> str:
+        if undo or point is None:
+            task_arn = self._run_task(arguments(TASK_LAYOUT, restore_id, EFS_POSIX_UID, EFS_POSIX_GID))
+            return f"task {task_arn}; restored directory kept as {EFS_ACCESS_POINT_ROOT}.failed-{restore_id}"
+        task_arn = self._run_task(arguments(TASK_LAYOUT, restore_id, EFS_POSIX_UID, EFS_POSIX_GID,
+                                            str(point.snapshot_id), point.arn))
+        return f"task {task_arn}; live directory kept as {EFS_ACCESS_POINT_ROOT}.before-{restore_id}"
+
+    def discard(self, restore_id: str) -> str:
+        task_arn = self._run_task(arguments(TASK_LAYOUT, restore_id, EFS_POSIX_UID, EFS_POSIX_GID,
+                                            action="--discard"))
+        return f"task {task_arn}; deleted {EFS_ACCESS_POINT_ROOT}.before-{restore_id} and .failed-{restore_id}"
+
+    def _run_task(self, command: list[str]) -> str:
+        """Run the restore task with `command`; its ARN once it stopped with exit code 0, else OpsError."""
         p = self.params
-        undoing = undo or point is None
-        command = arguments(TASK_LAYOUT, restore_id, EFS_POSIX_UID, EFS_POSIX_GID,
-                            None if undoing or point is None else str(point.snapshot_id),
-                            "" if point is None else point.arn)
         started = self._call(lambda: self._ecs.run_task(
             cluster=p[SSM_CLUSTER_NAME], taskDefinition=p[SSM_RESTORE_TASK_FAMILY], launchType="FARGATE", count=1,
             startedBy="chroma-ops-restore",
@@ -183,9 +193,7 @@ class AwsNode:
             meaning = SWAP_EXIT_MEANINGS.get(code, "see its log") if isinstance(code, int) else "it did not run"
             raise OpsError(f"the restore task {task_arn} exited {code} ({meaning}; {task.get('stoppedReason', '')}); "
                            f"its log is in /chroma/{self._environment}/restore")
-        if undoing:
-            return f"task {task_arn}; restored directory kept as {EFS_ACCESS_POINT_ROOT}.failed-{restore_id}"
-        return f"task {task_arn}; live directory kept as {EFS_ACCESS_POINT_ROOT}.before-{restore_id}"
+        return str(task_arn)
 
     def verdict(self, restore_id: str) -> dict[str, Any]:
         bucket, key = self.params[SSM_RECOVERY_POINTS_BUCKET], result_key(RECOVERY_POINT_PREFIX, restore_id)

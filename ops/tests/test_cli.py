@@ -194,7 +194,7 @@ def test_discovery_of_an_environment_that_is_not_deployed(aws: Any) -> None:
 def test_restore_needs_exactly_one_action(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
     code, _, err = run(capsys, *argv)
     assert code == 2
-    assert "restore needs exactly one of --recovery-point ARN|latest, --list, --undo RESTORE_ID" in err
+    assert "restore needs exactly one of --recovery-point ARN|latest, --list, --undo RESTORE_ID, --discard" in err
 
 
 def test_restore_of_an_environment_that_is_not_deployed_says_what_is_missing(

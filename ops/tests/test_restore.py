@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from gateway.restore_swap import Layout
+from gateway.restore_swap import Layout, arguments
 from gateway.tests.conftest import GatewayFactory
 from gateway.tests.test_proxy import _wait_for as wait_for
 from gateway.tests.test_restore_drill import client, node, vectors, write_status
@@ -65,9 +65,17 @@ class LocalNode:
         return "copied"
 
     def swap(self, point: RecoveryPoint | None, restore_id: str, undo: bool = False) -> str:
-        args = ["--root", str(self.root), "--restore-id", restore_id, "--uid", str(os.getuid()),
-                "--gid", str(os.getgid())]
-        args += ["--undo"] if point is None else ["--snapshot-id", str(point.snapshot_id)]
+        if point is None or undo:
+            return self._task(arguments(Layout(self.root), restore_id, os.getuid(), os.getgid()))
+        return self._task(arguments(Layout(self.root), restore_id, os.getuid(), os.getgid(), str(point.snapshot_id),
+                                    point.arn))
+
+    def discard(self, restore_id: str) -> str:
+        return self._task(arguments(Layout(self.root), restore_id, os.getuid(), os.getgid(), action="--discard"))
+
+    @staticmethod
+    def _task(args: list[str]) -> str:
+        """The restore task, as a process: the same module and arguments."""
         done = subprocess.run([sys.executable, "-m", "gateway.restore_swap", *args], capture_output=True, text=True,
                               check=False, timeout=60)
         if done.returncode:
@@ -118,6 +126,11 @@ def test_restore_brings_back_the_recovery_point_and_undo_brings_back_what_was_th
     assert undone.ok
     assert counts(environment) == {"kept": 60, "other": 20}  # the writes made after the recovery point are back
     assert write_status(environment.gateway) == 200
+    layout = Layout(environment.root)
+    assert (layout.failed(report.restore_id) / "chroma.sqlite3").exists()  # the restored copy, kept in turn
+    assert restore.discard(environment, report.restore_id).ok  # while the node serves: its directory is not touched
+    assert not layout.failed(report.restore_id).exists() and not layout.aside(report.restore_id).exists()
+    assert counts(environment) == {"kept": 60, "other": 21}  # with the probe written above
     environment.stop()
 
 
