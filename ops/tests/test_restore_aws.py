@@ -209,3 +209,12 @@ def test_the_automation_waits_for_the_verdict_and_fails_on_a_bad_one(aws: dict[s
     aws["s3"].put_object(Bucket=BUCKET, Key=key, Body=json.dumps(
         {"status": "ok", "collections": 2, "records": 70, "problems": []}).encode())
     assert restore_verdict.handler(events, None) == {"Collections": "2", "Records": "70"}
+
+
+def test_discard_runs_the_restore_task_with_only_the_restore_id(aws: dict[str, Any]) -> None:
+    ecs = Stubber(aws["ecs"])
+    expect_swap(ecs, [*SWAP_COMMAND[:SWAP_COMMAND.index("--snapshot-id")], "--discard"], 0)
+    with ecs:
+        detail = node_of(aws).discard(RESTORE_ID)
+    ecs.assert_no_pending_responses()
+    assert detail == f"task {TASK}; deleted /chroma/primary.before-{RESTORE_ID} and .failed-{RESTORE_ID}"
