@@ -69,6 +69,8 @@ class RecoveryPointJob(ScheduledFunction):
         self.function.add_to_role_policy(prefix.list_statement())
         self.function.add_to_role_policy(iam.PolicyStatement(
             actions=["backup:StartBackupJob"], resources=[vault_arn]))
+        # No recovery point while a backup of the file system still runs (it may be reading the node's last copy).
+        self.function.add_to_role_policy(iam.PolicyStatement(actions=["backup:ListBackupJobs"], resources=["*"]))
         # The recovery point is tagged with the node's totals as it is created.
         self.function.add_to_role_policy(iam.PolicyStatement(
             actions=["backup:TagResource"], resources=[RECOVERY_POINTS_ARN]))
@@ -78,7 +80,8 @@ class RecoveryPointJob(ScheduledFunction):
         role = self.function.role
         assert role is not None
         acknowledge(role, {
-            "AwsSolutions-IAM5[Resource::*]": "X-Ray's trace actions have no resource-level permissions.",
+            "AwsSolutions-IAM5[Resource::*]": "X-Ray's trace actions and backup:ListBackupJobs have no "
+                                              "resource-level permissions.",
             prefix.answers_finding: "The job reads the node's answer to its own request, an object named by the "
                                     "request's id (one per backup), under the node's prefix of the requests bucket.",
             RECOVERY_POINTS_FINDING: "backup:TagResource tags the recovery point StartBackupJob creates; its id is "

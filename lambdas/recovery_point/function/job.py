@@ -21,7 +21,11 @@ from .settings import POLL_SECONDS, BackupJobSettings
 
 if TYPE_CHECKING:
     from mypy_boto3_backup import BackupClient
+    from mypy_boto3_backup.literals import BackupJobStateType
     from mypy_boto3_s3 import S3Client
+
+
+UNFINISHED_STATES: tuple[BackupJobStateType, ...] = ("CREATED", "PENDING", "RUNNING")
 
 
 class RecoveryPointError(RuntimeError):
@@ -65,8 +69,19 @@ def recovery_point_tags(answer: dict[str, Any]) -> dict[str, str]:
             "chroma-pause-seconds": str(answer["pause_seconds"])}
 
 
+def ensure_no_backup_running(backup: BackupClient, file_system_arn: str) -> None:
+    """The node replaces its copy at each recovery point: never while AWS Backup may still be reading the last one."""
+    for state in UNFINISHED_STATES:
+        jobs = backup.list_backup_jobs(ByResourceArn=file_system_arn, ByState=state).get("BackupJobs", [])
+        if jobs:
+            raise RecoveryPointError(
+                f"backup job {jobs[0].get('BackupJobId')} of this file system is still {state}: a new recovery point "
+                "would replace the copy it is reading. Try again once it has finished.")
+
+
 def run(settings: BackupJobSettings, s3: S3Client, backup: BackupClient, now: datetime,
         clock: Callable[[], float], sleep: Callable[[float], None]) -> BackupStarted:
+    ensure_no_backup_running(backup, settings.file_system_arn)
     request = SnapshotRequest(snapshot_id(settings.environment, now), clock() + settings.answer_wait_seconds)
     ask_node(s3, settings, request)
     answer = await_answer(s3, settings, request, clock, sleep)

@@ -52,8 +52,8 @@ def test_may_only_ask_the_node_read_its_answers_and_start_a_backup_of_this_file_
     [policy] = [p["Properties"]["PolicyDocument"]["Statement"] for p in resources(template, "AWS::IAM::Policy").values()
                 if "RecoveryPointFunction" in json.dumps(p["Properties"]["Roles"])]
     by_action = {json.dumps(s["Action"]): s for s in policy}
-    assert set(by_action) == {'["xray:PutTelemetryRecords", "xray:PutTraceSegments"]', '"s3:PutObject"',
-                              '"s3:GetObject"', '"s3:ListBucket"', '"backup:StartBackupJob"',
+    assert set(by_action) == {'["backup:ListBackupJobs", "xray:PutTelemetryRecords", "xray:PutTraceSegments"]',
+                              '"s3:PutObject"', '"s3:GetObject"', '"s3:ListBucket"', '"backup:StartBackupJob"',
                               '"backup:TagResource"', '"iam:PassRole"'}
     assert json.dumps(by_action['"s3:PutObject"']["Resource"]).endswith('/nodes/primary/snapshot-request.json"]]}')
     assert json.dumps(by_action['"s3:GetObject"']["Resource"]).endswith('/nodes/primary/snapshots/*.json"]]}')

@@ -16,7 +16,7 @@ from moto import mock_aws
 from gateway.snapshot_requests import S3SnapshotRequests
 from lambdas.env_settings import SettingsError
 from lambdas.recovery_point.function import settings as names
-from lambdas.recovery_point.function.job import RecoveryPointError, recovery_point_tags, run
+from lambdas.recovery_point.function.job import UNFINISHED_STATES, RecoveryPointError, recovery_point_tags, run
 from lambdas.recovery_point.function.settings import BackupJobSettings
 
 BUCKET = "chroma-dev-control"
@@ -59,9 +59,17 @@ class Clock:
             self._node.answer(request.snapshot_id, {**self._answer, "snapshot_id": request.snapshot_id})
 
 
-def backup_client() -> tuple[Any, Stubber]:
+def backup_client(running: str | None = None) -> tuple[Any, Stubber]:
+    """AWS Backup, first asked for unfinished jobs of the file system (`running`: one in that state)."""
     client = boto3.client("backup", region_name="us-east-1")
-    return client, Stubber(client)
+    stub = Stubber(client)
+    for state in UNFINISHED_STATES:
+        jobs = [{"BackupJobId": "job-0", "State": state}] if state == running else []
+        stub.add_response("list_backup_jobs", {"BackupJobs": jobs},
+                          {"ByResourceArn": SETTINGS.file_system_arn, "ByState": state})
+        if jobs:
+            break
+    return client, stub
 
 
 def test_an_answered_recovery_point_is_sent_to_aws_backup_with_retention_and_tags(s3: Any) -> None:
@@ -82,7 +90,7 @@ def test_an_answered_recovery_point_is_sent_to_aws_backup_with_retention_and_tag
 def test_a_failed_snapshot_starts_no_backup(s3: Any) -> None:
     clock = Clock(S3SnapshotRequests(s3, BUCKET, "nodes/primary"),
                   {"status": "failed", "error": "the directory changed during each of 3 copies"})
-    backup, stub = backup_client()  # no response queued: any AWS Backup call would fail the test
+    backup, stub = backup_client()  # only the check for unfinished jobs: any other call would fail the test
     with stub, pytest.raises(RecoveryPointError, match="could not take recovery point dev-20261126-030000: "
                                                        "the directory changed"):
         run(SETTINGS, s3, backup, NOW, clock.time, clock.sleep)
@@ -108,3 +116,13 @@ def test_missing_settings_are_named() -> None:
     env = {names.ENV_CONTROL_BUCKET: BUCKET, names.ENV_RETENTION_DAYS: "0"}
     with pytest.raises(SettingsError, match=f"{names.ENV_RETENTION_DAYS} = '0': must be greater than 0"):
         BackupJobSettings.from_env(env)
+
+
+def test_no_recovery_point_while_a_backup_of_the_file_system_still_runs(s3: Any) -> None:
+    node = S3SnapshotRequests(s3, BUCKET, "nodes/primary")
+    clock = Clock(node, ANSWER)
+    backup, stub = backup_client(running="RUNNING")
+    with stub, pytest.raises(RecoveryPointError, match="backup job job-0 of this file system is still RUNNING"):
+        run(SETTINGS, s3, backup, NOW, clock.time, clock.sleep)
+    stub.assert_no_pending_responses()
+    assert node.poll(now=clock.now) is None  # the node was never asked: its copy stays as AWS Backup reads it
