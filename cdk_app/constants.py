@@ -4,6 +4,7 @@ One place for every port, path and name that more than one unit must agree on.
 """
 
 from gateway import settings as gateway_settings
+from gateway.snapshot import LATEST as LATEST_COPY
 
 SERVICE_NAME = "chroma"
 
@@ -45,6 +46,8 @@ EFS_POSIX_GID = 1000
 EFS_ACCESS_POINT_ROOT = "/chroma/primary"
 # Quiesced copies of the node's directory (gateway/snapshot.py), beside it on the same file system.
 RECOVERY_POINTS_ROOT = "/chroma/recovery-points"
+# The node's one copy in it, updated at each recovery point: what a restore brings back from a recovery point.
+RECOVERY_POINT_ITEM = f"{RECOVERY_POINTS_ROOT}/{LATEST_COPY}"
 # Where the node reads recovery-point requests and writes its answers, in the requests bucket.
 RECOVERY_POINT_PREFIX = "nodes/primary"
 # The backup job (a Lambda function, at most 15 minutes) waits this long at most for the node's answer; the node

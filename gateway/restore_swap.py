@@ -84,10 +84,10 @@ class Swapped:
 
 
 def find_restored(root: Path, snapshot_id: str) -> Path:
-    """The newest restored copy of `snapshot_id` under the root's aws-backup-restore_* folders."""
+    """The newest restored copy of `snapshot_id` under the root's aws-backup-restore_* folders: a directory whose
+    complete `snapshot.json` names it (an incomplete copy has none)."""
     found = [snapshot.parent for folder in root.glob(RESTORE_FOLDER_PREFIX + "*") if folder.is_dir()
-             for snapshot in folder.rglob(SNAPSHOT_FILE)
-             if snapshot.parent.name == snapshot_id and _snapshot_id(snapshot.parent) == snapshot_id]
+             for snapshot in folder.rglob(SNAPSHOT_FILE) if _snapshot_id(snapshot.parent) == snapshot_id]
     if not found:
         raise SwapError(f"no restored copy of recovery point {snapshot_id} under {root}/{RESTORE_FOLDER_PREFIX}*: "
                         "has the AWS Backup restore job completed?", EXIT_NOT_FOUND)

@@ -2,12 +2,17 @@
 
 A copy taken while Chroma writes is torn (its SQLite runs a rollback journal; its indexes are saved in place), so
 the node copies its directory only while HAProxy holds writes (503 + Retry-After; reads go on) and none is in
-flight on Chroma, then lets writes flow again. The pause lasts the copy; the copy lands beside the live directory
-on the same file system (`<root>/<id>`), where AWS Backup keeps it. Proof that the copy is not torn, every time:
-the size and modification time of every file in the live directory are the same after the copy as before it;
-otherwise the copy is thrown away and taken again (up to `attempts`), and a snapshot that could not be taken
-cleanly fails loudly, never producing a torn copy. The copy is then checked (gateway.integrity) and its metadata
-written beside it (`snapshot.json`: Chroma's version, every collection's record count, the pause).
+flight on Chroma, then lets writes flow again. The copy is one directory beside the live one on the same file
+system (`<root>/latest`), where AWS Backup keeps it, **updated in place**: only the files that changed since the
+last recovery point are copied (each to a temporary name, then renamed over), files gone from the node are removed,
+and unchanged files keep their inode, size and time. So the pause lasts the copy of what changed, not of all the
+data, and AWS Backup's incremental backups store only what changed too.
+
+Proof that the copy is not torn, every time: the size and modification time of every file in the live directory
+are the same after the copy as before it; otherwise the copy is taken again (up to `attempts`), and a recovery
+point that could not be taken cleanly fails loudly. `snapshot.json` (Chroma's version, every collection's record
+count, the pause) is removed before the copy starts and written only once it is complete and checked
+(gateway.integrity): a copy without it is incomplete, and neither the restore nor the backup job ever uses one.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -29,7 +35,9 @@ from gateway.snapshot_protocol import valid_snapshot_id
 log = logging.getLogger("gateway.snapshot")
 
 SNAPSHOT_FILE = "snapshot.json"
-PARTIAL_SUFFIX = ".partial"
+LATEST = "latest"  # the one copy, updated in place (AWS Backup's item path for a restore)
+PARTIAL_SUFFIX = ".partial"  # copies of an earlier layout (one directory per recovery point), removed
+TEMPORARY_SUFFIX = ".copying"
 # Not data: the writer lock (its watchdog appends a heartbeat byte) and the start check's list of verified indexes.
 NOT_COPIED = frozenset({integrity.WRITER_LOCK_FILE, integrity.VERIFIED_FILE})
 POLL_SECONDS = 0.01
@@ -60,10 +68,13 @@ class SnapshotSettings:
     drain_seconds: float = 60.0  # longest wait for writes in flight (the gateway's upstream timeout)
     max_pause_seconds: float = 300.0  # a copy that would hold writes longer is abandoned
     attempts: int = 3
-    keep: int = 1  # recovery points kept on the file system (AWS Backup keeps the history)
-    # The file system's capacity budget: a copy that would take the node's directory and its recovery points
-    # past it is refused, so a backup never makes a full file system fuller. None: no limit.
+    # The file system's capacity budget: a copy that would take the node's directory and its copy past it is
+    # refused, so a backup never makes a full file system fuller. None: no limit.
     budget_bytes: int | None = None
+
+    @property
+    def latest(self) -> Path:
+        return self.root / LATEST
 
 
 @dataclass(frozen=True)
@@ -73,15 +84,17 @@ class Snapshot:
     chroma_version: str
     created_at: float
     pause_seconds: float
-    bytes: int
+    bytes: int  # the copy's size
     files: int
     attempts: int
+    copied_bytes: int = 0  # what this recovery point copied: the files that changed since the last one
     collections: dict[str, int] = field(default_factory=dict)  # "tenant/database/name" -> records
     quarantined: list[str] = field(default_factory=list)
 
     @property
     def seconds_per_gib(self) -> float:
-        return self.pause_seconds / max(self.bytes / (1 << 30), 1e-9)
+        """Pause per GiB copied."""
+        return self.pause_seconds / max(self.copied_bytes / (1 << 30), 1e-9)
 
 
 Signature = dict[str, tuple[int, int]]
@@ -92,21 +105,36 @@ def signature(directory: Path) -> Signature:
     return integrity.file_signatures(directory, NOT_COPIED)
 
 
-def copy_files(source: Path, target: Path, files: list[str], deadline: float,
+def sync_files(source: Path, target: Path, wanted: Signature, deadline: float,
                pace: Callable[[], None] = lambda: None) -> int:
-    """Copy `files` (relative paths) from source to target; stop with SnapshotError past `deadline`."""
+    """Make `target` hold exactly the files of `wanted` (relative paths: size and time in `source`): copy those
+    that differ, each to a temporary name then renamed over, and remove the others. Returns the bytes copied;
+    SnapshotError past `deadline`."""
+    have = integrity.file_signatures(target, frozenset({SNAPSHOT_FILE}))
+    for leftover in [relative for relative in have if relative.endswith(TEMPORARY_SUFFIX)]:  # a copy cut short
+        (target / leftover).unlink()
+        del have[leftover]
     copied = 0
-    for relative in files:
+    for relative, stamp in sorted(wanted.items()):
+        if have.get(relative) == stamp:
+            continue
         if time.monotonic() > deadline:
             raise SnapshotError(f"the copy would hold writes longer than allowed ({copied} bytes copied)")
         destination = target / relative
         destination.parent.mkdir(parents=True, exist_ok=True)
+        temporary = destination.with_name(destination.name + TEMPORARY_SUFFIX)
         try:
-            shutil.copy2(source / relative, destination)
+            shutil.copy2(source / relative, temporary)
         except FileNotFoundError:
             raise _Changed(f"{relative} disappeared during the copy") from None
-        copied += destination.stat().st_size
+        temporary.replace(destination)
+        copied += stamp[0]
         pace()
+    for relative in sorted(have.keys() - wanted.keys()):
+        (target / relative).unlink()
+    for folder in sorted((p for p in target.rglob("*") if p.is_dir()), key=lambda p: len(p.parts), reverse=True):
+        if not any(folder.iterdir()):
+            folder.rmdir()
     return copied
 
 
@@ -115,22 +143,23 @@ def _bytes(directory: Path) -> int:
 
 
 def make_room(settings: SnapshotSettings) -> None:
-    """Before a copy: keep only the newest `keep - 1` recovery points (AWS Backup holds the older ones), so the
-    file system holds at most `keep` copies even while one is taken; then refuse a copy the budget cannot hold."""
-    prune(settings.root, settings.keep - 1)
+    """Before a copy: remove copies of the earlier layout, then refuse a copy the budget cannot hold (the copy
+    grows to the node's directory's size)."""
+    settings.root.mkdir(parents=True, exist_ok=True)
+    prune(settings.root)
     if settings.budget_bytes is None:
         return
     live = _bytes(settings.source)
-    kept = _bytes(settings.root)
-    if live + kept + live > settings.budget_bytes:
+    if live + live > settings.budget_bytes:
         raise SnapshotError(
-            f"no room for a copy: the node's directory ({live} bytes) and the recovery points kept "
-            f"({kept} bytes) plus a new copy ({live} bytes) exceed the capacity budget ({settings.budget_bytes} "
-            "bytes); raise capacity.budget_gib or free space (runbooks/efs-capacity.md)")
+            f"no room for a copy: the node's directory ({live} bytes) and its copy ({live} bytes) exceed the "
+            f"capacity budget ({settings.budget_bytes} bytes); raise capacity.budget_gib or free space "
+            "(runbooks/efs-capacity.md)")
 
 
-def _copy_quiesced(gate: WriteGate, settings: SnapshotSettings, partial: Path) -> tuple[Signature, int, float]:
-    """Hold writes, wait for none in flight, copy, release. Returns what was copied and the pause."""
+def _copy_quiesced(gate: WriteGate, settings: SnapshotSettings) -> tuple[Signature, int, float]:
+    """Hold writes, wait for none in flight, bring the copy up to date, release. Returns the files, the bytes
+    copied and the pause."""
     gate.hold()
     held = time.monotonic()
     try:
@@ -139,7 +168,7 @@ def _copy_quiesced(gate: WriteGate, settings: SnapshotSettings, partial: Path) -
                 raise SnapshotError(f"{in_flight} writes still in flight after {settings.drain_seconds:g} s")
             time.sleep(POLL_SECONDS)
         before = signature(settings.source)
-        copied = copy_files(settings.source, partial, sorted(before), held + settings.max_pause_seconds)
+        copied = sync_files(settings.source, settings.latest, before, held + settings.max_pause_seconds)
         after = signature(settings.source)
     finally:
         gate.release()
@@ -151,50 +180,44 @@ def _copy_quiesced(gate: WriteGate, settings: SnapshotSettings, partial: Path) -
 
 
 def take(gate: WriteGate, settings: SnapshotSettings, snapshot_id: str, chroma_version: str) -> Snapshot:
-    """Take one recovery point at `<root>/<snapshot_id>`; raises SnapshotError if no clean copy could be made."""
+    """Bring `<root>/latest` up to date as recovery point `snapshot_id`; SnapshotError if no clean copy could be
+    made (then the copy has no snapshot.json: incomplete, never used)."""
     if not valid_snapshot_id(snapshot_id):
         raise SnapshotError(f"snapshot id {snapshot_id!r}: use 1-64 letters, digits and '-'")
-    final = settings.root / snapshot_id
-    if final.exists():
-        raise SnapshotError(f"a recovery point {snapshot_id!r} already exists at {final}")
-    partial = settings.root / (snapshot_id + PARTIAL_SUFFIX)
     make_room(settings)
+    settings.latest.mkdir(parents=True, exist_ok=True)
+    (settings.latest / SNAPSHOT_FILE).unlink(missing_ok=True)  # incomplete from here until written again
     for attempt in range(1, settings.attempts + 1):
-        shutil.rmtree(partial, ignore_errors=True)
         try:
-            copied_files, copied_bytes, pause = _copy_quiesced(gate, settings, partial)
+            files, copied, pause = _copy_quiesced(gate, settings)
         except _Changed as changed:
             log.warning("the directory changed during the copy; taking it again",
                         extra={"event": "snapshot_retry", "snapshot_id": snapshot_id, "attempt": attempt,
                                "reason": str(changed)})
             continue
-        except SnapshotError:
-            shutil.rmtree(partial, ignore_errors=True)
-            raise
-        report = integrity.check(partial)
-        snapshot = Snapshot(
-            snapshot_id=snapshot_id, path=str(final), chroma_version=chroma_version, created_at=time.time(),
-            pause_seconds=round(pause, 3), bytes=copied_bytes, files=len(copied_files), attempts=attempt,
+        try:
+            report = integrity.check(settings.latest)
+        except (sqlite3.Error, OSError) as error:  # the node's own directory would not start either
+            raise SnapshotError(f"the copy cannot be read by the start check: {error}") from None
+        point = Snapshot(
+            snapshot_id=snapshot_id, path=str(settings.latest), chroma_version=chroma_version,
+            created_at=time.time(), pause_seconds=round(pause, 3), bytes=sum(size for size, _ in files.values()),
+            files=len(files), attempts=attempt, copied_bytes=copied,
             collections={f"{v.tenant}/{v.database}/{v.name}": v.records for v in report.collections},
             quarantined=[f"{v.tenant}/{v.database}/{v.name}" for v in report.quarantined])
-        (partial / SNAPSHOT_FILE).write_text(json.dumps(asdict(snapshot), indent=2, sort_keys=True))
-        partial.rename(final)
-        prune(settings.root, settings.keep)
-        log.info("recovery point taken", extra={"event": "snapshot_taken", **asdict(snapshot)})
-        return snapshot
-    shutil.rmtree(partial, ignore_errors=True)
+        write_atomically(settings.latest / SNAPSHOT_FILE, json.dumps(asdict(point), indent=2, sort_keys=True))
+        log.info("recovery point taken", extra={"event": "snapshot_taken", **asdict(point)})
+        return point
     raise SnapshotError(f"the directory changed during each of {settings.attempts} copies: writes were not held "
                         "(is this node's proxy the only way in?)")
 
 
-def prune(root: Path, keep: int) -> None:
-    """Keep the newest `keep` finished recovery points; remove older ones and abandoned partial copies."""
-    finished = sorted((p for p in root.iterdir() if (p / SNAPSHOT_FILE).exists()),
-                      key=lambda p: p.stat().st_mtime, reverse=True)
-    for old in finished[keep:]:
-        shutil.rmtree(old)
-    for abandoned in root.glob("*" + PARTIAL_SUFFIX):
-        shutil.rmtree(abandoned, ignore_errors=True)
+def prune(root: Path) -> None:
+    """Remove copies of the earlier layout (a directory per recovery point) and abandoned partial ones."""
+    for old in root.iterdir():
+        if old.name != LATEST and old.is_dir() and ((old / SNAPSHOT_FILE).exists() or
+                                                    old.name.endswith(PARTIAL_SUFFIX)):
+            shutil.rmtree(old)
 
 
 def read(path: Path) -> Snapshot:

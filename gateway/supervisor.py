@@ -230,9 +230,9 @@ class Supervisor:
         finally:
             self.snapshot_running = None
         self.access_log.node_metrics({"SnapshotFailed": 0, "SnapshotPauseSeconds": point.pause_seconds,
-                                      "SnapshotBytes": point.bytes})
+                                      "SnapshotBytes": point.bytes, "SnapshotCopiedBytes": point.copied_bytes})
         self.last_snapshot = {"id": point.snapshot_id, "pause_seconds": point.pause_seconds, "bytes": point.bytes,
-                              "created_at": point.created_at}
+                              "copied_bytes": point.copied_bytes, "created_at": point.created_at}
         return {"status": "ok", **asdict(point)}
 
     # restores

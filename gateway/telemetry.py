@@ -31,6 +31,7 @@ NODE_METRICS = {
     "LogRows": "Count",
     "SnapshotPauseSeconds": "Seconds",
     "SnapshotBytes": "Bytes",
+    "SnapshotCopiedBytes": "Bytes",  # what changed since the last recovery point: what the pause copied
     "SnapshotFailed": "Count",
     "WritesHeld": "Count",  # 1 while a recovery point holds writes
 }

@@ -15,6 +15,7 @@ from gateway.settings import Settings
 from gateway.telemetry import METRICS as GATEWAY_METRICS
 from gateway.telemetry import NODE_METRICS
 from lambdas.capacity_check.function.settings import METRIC_NAMES as CAPACITY_METRICS
+from lambdas.recovery_point.function.settings import METRICS as RECOVERY_POINT_METRICS
 from lambdas.token_rotation.function.settings import STEP_METRICS, STEPS
 from ops.errors import UsageError
 
@@ -35,7 +36,8 @@ CALLS_PER_TOKEN_REFRESH = 1
 class Usage:
     """What the bill depends on beyond the config: defaults are a modest production workload."""
 
-    data_gib: float | None = field(default=None, metadata={"help": "data stored on EFS (default: the capacity budget)"})
+    data_gib: float | None = field(default=None, metadata={
+        "help": "data stored on EFS: the node's directory and its one quiesced copy (default: the capacity budget)"})
     alb_lcu: float = field(default=1.0, metadata={"help": "average load balancer capacity units"})
     nat_gb: float = field(default=10.0, metadata={"help": "GB processed by NAT gateways per month"})
     endpoint_gb: float = field(default=5.0, metadata={"help": "GB through interface endpoints per month"})
@@ -94,7 +96,7 @@ def alarm_count(config: EnvironmentConfig) -> int:
 def custom_metric_count() -> int:
     gateway = len(GATEWAY_METRICS) * (len(OPERATIONS) + 1)  # per operation, and per environment
     return (gateway + len(NODE_METRICS) + len(CAPACITY_METRICS) + len(STEP_METRICS) * len(STEPS)
-            + TOKEN_AGE_METRICS + RESTART_METRICS)
+            + TOKEN_AGE_METRICS + RESTART_METRICS + len(RECOVERY_POINT_METRICS))
 
 
 def estimate(config: EnvironmentConfig, usage: Usage, prices: dict[str, Any] | None = None) -> CostReport:

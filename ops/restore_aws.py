@@ -16,6 +16,7 @@ from cdk_app.constants import (
     EFS_ACCESS_POINT_ROOT,
     EFS_POSIX_GID,
     EFS_POSIX_UID,
+    RECOVERY_POINT_ITEM,
     RECOVERY_POINT_PREFIX,
     RECOVERY_POINTS_ROOT,
     RESTORE_CONTAINER,
@@ -139,7 +140,7 @@ class AwsNode:
             BackupVaultName=vault, RecoveryPointArn=point.arn))["RestoreMetadata"])
         metadata.update({"file-system-id": self.params[SSM_FILE_SYSTEM_ID], "newFileSystem": "false",
                          "CreationToken": restore_id,
-                         "ItemsToRestore": json.dumps([f"{RECOVERY_POINTS_ROOT}/{point.snapshot_id}"])})
+                         "ItemsToRestore": json.dumps([RECOVERY_POINT_ITEM])})
         job = self._call(lambda: self._backup.start_restore_job(
             RecoveryPointArn=point.arn, Metadata=metadata, IamRoleArn=self.params[SSM_BACKUP_ROLE_ARN],
             IdempotencyToken=restore_id, ResourceType="EFS"))["RestoreJobId"]

@@ -21,8 +21,8 @@ from cdk_app.config import EnvironmentConfig
 from cdk_app.constants import (
     EFS_POSIX_GID,
     EFS_POSIX_UID,
+    RECOVERY_POINT_ITEM,
     RECOVERY_POINT_PREFIX,
-    RECOVERY_POINTS_ROOT,
     RESTORE_CONTAINER,
 )
 from cdk_app.constructs.automation import SSM_PRINCIPAL, automation_content, automation_document
@@ -77,8 +77,7 @@ def restore_steps() -> list[dict[str, Any]]:
                     "Metadata": {"file-system-id": "{{ FileSystemId }}", "newFileSystem": "false",
                                  "Encrypted": "true", "PerformanceMode": "generalPurpose",
                                  "CreationToken": "{{ automation:EXECUTION_ID }}",
-                                 "ItemsToRestore": json.dumps(
-                                     [f"{RECOVERY_POINTS_ROOT}/{{{{ ChooseRecoveryPoint.SnapshotId }}}}"])}},
+                                 "ItemsToRestore": json.dumps([RECOVERY_POINT_ITEM])}},
          "outputs": [{"Name": "RestoreJobId", "Selector": "$.RestoreJobId", "Type": "String"}]},
         {"name": "WaitRestoreJob", "action": "aws:waitForAwsResourceProperty",
          "timeoutSeconds": RESTORE_JOB_TIMEOUT_SECONDS, **untouched,

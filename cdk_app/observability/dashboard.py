@@ -10,6 +10,7 @@ from cdk_app.config import EnvironmentConfig
 from cdk_app.observability.alarm_ids import ALARM_RUNBOOKS
 from cdk_app.observability.service_metrics import ServiceMetrics
 from gateway.operations import OPERATIONS
+from lambdas.recovery_point.function.settings import FAILED_METRIC, STARTED_METRIC
 
 GIB = 1 << 30
 WIDTH = 12
@@ -70,10 +71,9 @@ class ChromaDashboard(Construct):
                        [m.gateway("SnapshotPauseSeconds", "Maximum")], [m.gateway("WritesHeld", "Maximum")],
                        annotations=[cloudwatch.HorizontalAnnotation(value=config.backup.pause_alarm_seconds,
                                                                     label="pause alarm")]),
-                 graph("Recovery points: copied (bytes); started, failed",
-                       [m.gateway("SnapshotBytes", "Maximum")],
-                       [m.recovery_point("RecoveryPointStarted", "Sum"),
-                        m.recovery_point("RecoveryPointFailed", "Sum")])],
+                 graph("Recovery points: copy size and bytes copied; started, failed",
+                       [m.gateway("SnapshotBytes", "Maximum"), m.gateway("SnapshotCopiedBytes", "Maximum")],
+                       [m.recovery_point(STARTED_METRIC, "Sum"), m.recovery_point(FAILED_METRIC, "Sum")])],
                 [graph("Token rotation", [m.days_since_rotation()],
                        list(rotation_metrics.values()), width=24)],
             ],

@@ -12,6 +12,7 @@ from constructs import Construct
 from cdk_app.config import EnvironmentConfig
 from cdk_app.observability.alarm_ids import ALARM_RUNBOOKS, latency_alarm_id
 from cdk_app.observability.service_metrics import ONE_DAY, ServiceMetrics
+from lambdas.recovery_point.function.settings import STARTED_METRIC
 from ops.capacity import GIB, index_bytes_limit
 
 GREATER = cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD
@@ -107,7 +108,7 @@ class ServiceAlarms(Construct):
                                           "The backup job could not take a quiesced recovery point (the node did "
                                           "not answer, could not hold writes or copy in time, or AWS Backup "
                                           "refused the job). Nothing torn was kept; no new recovery point either."),
-            "recovery-point-missing": Rule(metrics.recovery_point("RecoveryPointStarted", "Sum", ONE_DAY), 1, LESS,
+            "recovery-point-missing": Rule(metrics.recovery_point(STARTED_METRIC, "Sum", ONE_DAY), 1, LESS,
                                            1, "No quiesced recovery point was sent to AWS Backup in the last 24 "
                                               "hours (the backup job did not run, or failed).", MISSING_BAD),
             "write-pause-long": Rule(metrics.gateway("SnapshotPauseSeconds", "Maximum"), b.pause_alarm_seconds,

@@ -90,7 +90,7 @@ def restored(tmp_path: Path, start_gateway: GatewayFactory, aws_env: dict[str, s
         api.get_collection("kept").add(*vectors("late", 10))  # after the recovery point: not restored
         api.create_collection("late").add(*vectors("l", 5))
     # AWS Backup's item-level restore into the same file system: the item's path under aws-backup-restore_<time>.
-    item = f"chroma/recovery-points/{SNAPSHOT}"
+    item = "chroma/recovery-points/latest"
     shutil.copytree(root / item, root / "aws-backup-restore_2026-11-26T10-15-00-000Z" / item)
     swap = subprocess.run([sys.executable, "-m", "gateway.restore_swap", "--root", str(root), "--restore-id", RESTORE,
                            "--snapshot-id", SNAPSHOT, "--uid", str(os.getuid()), "--gid", str(os.getgid())],

@@ -38,7 +38,7 @@ def root(tmp_path: Path) -> Path:
     (live / "seg-live" / "data_level0.bin").write_text("live index")
     (live / ".chroma-writer.lock").write_text("")
     (tmp_path / "chroma" / "recovery-points").mkdir()
-    restored = tmp_path / "aws-backup-restore_2026-11-26T10-15-00-000Z" / "chroma" / "recovery-points" / SNAPSHOT
+    restored = tmp_path / "aws-backup-restore_2026-11-26T10-15-00-000Z" / "chroma" / "recovery-points" / "latest"
     (restored / "seg-old").mkdir(parents=True)
     (restored / "chroma.sqlite3").write_text("restored")
     (restored / "seg-old" / "data_level0.bin").write_text("restored index")
@@ -94,7 +94,7 @@ def test_nothing_moves_while_a_writer_holds_the_lock(root: Path, writer: subproc
     layout = Layout(root)
     assert (layout.node_dir / "chroma.sqlite3").read_text() == "live"
     assert not layout.aside(RESTORE).exists() and not layout.pending.exists()
-    assert list(root.glob(f"aws-backup-restore_*/chroma/recovery-points/{SNAPSHOT}/chroma.sqlite3"))
+    assert list(root.glob("aws-backup-restore_*/chroma/recovery-points/latest/chroma.sqlite3"))
 
 
 def test_a_missing_restored_copy_is_reported_and_nothing_moves(root: Path) -> None:
@@ -129,3 +129,17 @@ def test_every_restored_file_gets_the_access_points_owner(root: Path) -> None:
     assert run(*args)[0] == 0
     owners = {(p.stat().st_uid, p.stat().st_gid) for p in [Layout(root).node_dir, *Layout(root).node_dir.rglob("*")]}
     assert owners == {(1234, 4321)}
+
+
+def test_only_a_complete_copy_of_the_asked_recovery_point_is_swapped_in(root: Path) -> None:
+    """An older restore of another recovery point, and a copy caught incomplete (no snapshot.json), are not it."""
+    other = root / "aws-backup-restore_2026-11-20T10-00-00-000Z" / "chroma" / "recovery-points" / "latest"
+    (other).mkdir(parents=True)
+    (other / "chroma.sqlite3").write_text("other")
+    (other / "snapshot.json").write_text(json.dumps({"snapshot_id": "prod-20261120-030000"}))
+    incomplete = root / "aws-backup-restore_2026-11-27T10-00-00-000Z" / "chroma" / "recovery-points" / "latest"
+    incomplete.mkdir(parents=True)
+    (incomplete / "chroma.sqlite3").write_text("incomplete")
+    assert run(*swap_args(root))[0] == 0
+    assert (Layout(root).node_dir / "chroma.sqlite3").read_text() == "restored"
+    assert (other / "chroma.sqlite3").exists() and (incomplete / "chroma.sqlite3").exists()  # left alone

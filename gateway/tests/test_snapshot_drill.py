@@ -189,27 +189,30 @@ def test_every_recovery_point_restores_with_everything_acknowledged_before_its_p
         node: tuple[Server, Server, Path], tmp_path: Path) -> None:
     _chroma, gateway, data = node
     gate = gate_of(gateway, tmp_path)
-    settings = snapshot.SnapshotSettings(source=data, root=tmp_path / "recovery-points", keep=DRILL_SNAPSHOTS)
-    settings.root.mkdir()
+    settings = snapshot.SnapshotSettings(source=data, root=tmp_path / "recovery-points")
+    vault = tmp_path / "vault"  # what AWS Backup keeps of each recovery point: the copy, as it was just after it
     taken = []
     with Writer(client(gateway.port, TOKEN)) as writer:
         time.sleep(1.0)
         for number in range(DRILL_SNAPSHOTS):
             present, deleted = writer.acknowledged()  # everything acknowledged before this pause begins
             point = snapshot.take(gate, settings, f"drill-{number}", chroma_version="1.5.9")
+            shutil.copytree(point.path, vault / point.snapshot_id)  # writes flow meanwhile: they never touch it
             taken.append((point, writer.not_deleted_since(present), deleted))
             time.sleep(0.3)
         assert not writer.errors, writer.errors
         assert writer.paused > 0  # the client met the pause and rode through it
     failures = []
     for point, present, deleted in taken:
-        problem = restore_and_check(Path(point.path), tmp_path, present, deleted, point.collections)
+        problem = restore_and_check(vault / point.snapshot_id, tmp_path, present, deleted, point.collections)
         if problem:
             failures.append(f"{point.snapshot_id}: {problem}")
     pauses = sorted(p.pause_seconds for p, _, _ in taken)
     print(f"\n{len(taken)} recovery points, {len(failures)} inconsistent; "
           f"pause median {pauses[len(pauses) // 2]:.3f} s, "
-          f"max {pauses[-1]:.3f} s for {max(p.bytes for p, _, _ in taken) / (1 << 20):.1f} MiB; "
+          f"max {pauses[-1]:.3f} s; copied per recovery point "
+          f"{[round(p.copied_bytes / (1 << 20), 2) for p, _, _ in taken]} MiB of "
+          f"{max(p.bytes for p, _, _ in taken) / (1 << 20):.1f} MiB; "
           f"attempts {[p.attempts for p, _, _ in taken]}")
     assert failures == []
     assert all(p.quarantined == [] and set(p.collections) == {f"default_tenant/default_database/{n}"
@@ -232,8 +235,8 @@ class NoGate:
 @contextlib.contextmanager
 def slow_copies(monkeypatch: pytest.MonkeyPatch, seconds_per_file: float) -> Iterator[None]:
     """Copies take time, as a large directory's do: a little per file."""
-    original = snapshot.copy_files
-    monkeypatch.setattr(snapshot, "copy_files", lambda s, t, f, d, pace=None: original(
+    original = snapshot.sync_files
+    monkeypatch.setattr(snapshot, "sync_files", lambda s, t, f, d, pace=None: original(
         s, t, f, d, pace=lambda: time.sleep(seconds_per_file)))
     yield
 
@@ -247,7 +250,8 @@ def test_a_copy_without_held_writes_is_refused_and_would_not_restore(
         time.sleep(1.0)
         with pytest.raises(snapshot.SnapshotError, match="changed during each of 3 copies"):
             snapshot.take(NoGate(), settings, "unheld", chroma_version="1.5.9")
-        assert not (settings.root / "unheld").exists() and not list(settings.root.iterdir())
+        # What was copied has no snapshot.json: incomplete, so no backup or restore ever uses it.
+        assert not (settings.latest / snapshot.SNAPSHOT_FILE).exists()
         # The same unheld copy, kept: the drill's restore check finds what is wrong with it.
         caught = 0
         for attempt in range(3):

@@ -85,7 +85,7 @@ def test_a_requested_recovery_point_is_taken_once_and_reported(node_gateway: Cal
     assert result["chroma_version"] == "1.5.9"
     assert result["collections"]["default_tenant/default_database/requested"] == 2
     assert result["pause_seconds"] < 5 and result["bytes"] > 0
-    point = snapshot.read(tmp_path / "recovery-points" / "daily-1")
+    point = snapshot.read(tmp_path / "recovery-points" / "latest")
     assert point.snapshot_id == "daily-1" and point.collections == result["collections"]
     ready = readiness(gateway)
     assert ready["writes"] == "flowing" and ready["last_recovery_point"]["id"] == "daily-1"
@@ -95,7 +95,8 @@ def test_a_requested_recovery_point_is_taken_once_and_reported(node_gateway: Cal
     again = node_gateway()
     time.sleep(1.5)
     assert "snapshot_taken" not in again.log()
-    assert [p.name for p in (tmp_path / "recovery-points").iterdir()] == ["daily-1"]
+    assert [p.name for p in (tmp_path / "recovery-points").iterdir()] == ["latest"]
+    assert snapshot.read(tmp_path / "recovery-points" / "latest").snapshot_id == "daily-1"
 
 
 def test_expired_and_malformed_requests_never_pause_writes(node_gateway: Callable[[], Server], s3: Any,

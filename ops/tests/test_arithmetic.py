@@ -100,9 +100,9 @@ def test_prod_pays_for_endpoints_in_every_zone_instead_of_nat() -> None:
 
 
 def test_cost_counts_alarms_and_metrics_from_the_code() -> None:
-    assert cost.alarm_count(PROD) == 25  # 20 metric alarms + 4 latency alarms + the composite
-    # gateway: 5 per operation (13) and in total; 7 node metrics; capacity, rotation steps, token age, restarts
-    assert cost.custom_metric_count() == 5 * (13 + 1) + 7 + 5 + 12 + 1 + 1
+    assert cost.alarm_count(PROD) == 28  # 23 metric alarms + 4 latency alarms + the composite
+    # gateway per operation and per environment, node, capacity, rotation steps, token age, restarts, backup job
+    assert cost.custom_metric_count() == 5 * (13 + 1) + 9 + 5 + 12 + 1 + 1 + 3
 
 
 def test_cost_rejects_negative_usage_and_other_regions() -> None:

@@ -58,9 +58,9 @@ class LocalNode:
         return "stopped"
 
     def restore_copy(self, point: RecoveryPoint, restore_id: str) -> str:
-        item = f"chroma/recovery-points/{point.snapshot_id}"  # AWS Backup: the item's path, under a new folder
-        if not (self.vault / item).is_dir():
-            raise OpsError(f"restore job FAILED: {item} is not in recovery point {point.arn}")
+        item = "chroma/recovery-points/latest"  # AWS Backup: the item's path, under a new folder
+        if point.arn not in self.vault.name:
+            raise OpsError(f"restore job FAILED: no recovery point {point.arn} in the vault")
         shutil.copytree(self.vault / item, self.root / f"aws-backup-restore_{restore_id}" / item)
         return "copied"
 
@@ -90,7 +90,7 @@ class LocalNode:
 @pytest.fixture
 def environment(tmp_path: Path, start_gateway: GatewayFactory, aws_env: dict[str, str], s3: Any) -> LocalNode:
     """A running node with a recovery point in the vault, and writes made after it."""
-    root, vault = tmp_path / "efs", tmp_path / "vault"
+    root, vault = tmp_path / "efs", tmp_path / f"vault-{ARN}"
     Layout(root).pending.parent.mkdir(parents=True)
     point = RecoveryPoint(ARN, NOW, SNAPSHOT, "1.5.9", 2, 70)
     local = LocalNode(root, vault, point, start_gateway, aws_env, s3)
@@ -136,7 +136,7 @@ def test_restore_brings_back_the_recovery_point_and_undo_brings_back_what_was_th
 
 def test_a_restore_that_fails_verification_leaves_the_node_stopped_with_both_directories(
         environment: LocalNode) -> None:
-    recorded = environment.vault / "chroma" / "recovery-points" / SNAPSHOT / "snapshot.json"
+    recorded = environment.vault / "chroma" / "recovery-points" / "latest" / "snapshot.json"
     snapshot = json.loads(recorded.read_text())
     snapshot["collections"]["default_tenant/default_database/other"] = 21  # the copy lacks an acknowledged record
     recorded.write_text(json.dumps(snapshot))
@@ -158,7 +158,7 @@ def test_a_restore_that_fails_verification_leaves_the_node_stopped_with_both_dir
 
 
 def test_a_failed_restore_job_leaves_the_live_directory_untouched(environment: LocalNode) -> None:
-    environment.point = RecoveryPoint(ARN, NOW, "dev-20261125-030000", "1.5.9", 2, 70)  # not in the vault
+    environment.point = RecoveryPoint(ARN + "-gone", NOW, SNAPSHOT, "1.5.9", 2, 70)  # not in the vault
     with pytest.raises(restore.RestoreFailed, match="directory untouched"):
         restore.restore(environment, "dev", "latest", "1.5.9", False, NOW)
     environment.start()

@@ -121,7 +121,7 @@ def test_a_restore_makes_exactly_these_requests(aws: dict[str, Any]) -> None:
         "RecoveryPointArn": POINT, "IamRoleArn": ROLE, "IdempotencyToken": RESTORE_ID, "ResourceType": "EFS",
         "Metadata": {"file-system-id": aws["file_system"], "Encrypted": "true", "PerformanceMode": "generalPurpose",
                      "newFileSystem": "false", "CreationToken": RESTORE_ID,
-                     "ItemsToRestore": f'["/chroma/recovery-points/{SNAPSHOT}"]'}})
+                     "ItemsToRestore": '["/chroma/recovery-points/latest"]'}})
     backup.add_response("describe_restore_job", {"Status": "RUNNING"}, {"RestoreJobId": "job-1"})
     backup.add_response("describe_restore_job", {"Status": "COMPLETED", "BackupSizeInBytes": 4096},
                         {"RestoreJobId": "job-1"})

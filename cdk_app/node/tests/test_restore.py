@@ -77,7 +77,7 @@ def test_the_restore_automation_runs_the_steps_of_chroma_ops_restore(synthesized
     assert steps["StopNode"]["inputs"]["desiredCount"] == 0 and steps["StartNode"]["inputs"]["desiredCount"] == 1
     job = steps["StartRestoreJob"]["inputs"]
     assert job["Metadata"]["newFileSystem"] == "false"
-    assert job["Metadata"]["ItemsToRestore"] == '["/chroma/recovery-points/{{ ChooseRecoveryPoint.SnapshotId }}"]'
+    assert job["Metadata"]["ItemsToRestore"] == '["/chroma/recovery-points/latest"]'
     override = steps["RunSwapTask"]["inputs"]["overrides"]["containerOverrides"][0]
     assert override == {"name": "restore", "command": arguments(
         TASK_LAYOUT, "restore-{{ automation:EXECUTION_ID }}", 1000, 1000, "{{ ChooseRecoveryPoint.SnapshotId }}",

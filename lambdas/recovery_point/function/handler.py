@@ -13,7 +13,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from .job import RecoveryPointError, run
-from .settings import METRICS_NAMESPACE, BackupJobSettings
+from .settings import FAILED_METRIC, METRICS_NAMESPACE, PAUSE_METRIC, STARTED_METRIC, BackupJobSettings
 
 logger = Logger()
 tracer = Tracer()
@@ -30,12 +30,12 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         started = run(settings, boto3.client("s3"), boto3.client("backup"), datetime.now(UTC), time.time,
                       time.sleep)
     except RecoveryPointError as error:
-        metrics.add_metric(name="RecoveryPointFailed", unit=MetricUnit.Count, value=1)
+        metrics.add_metric(name=FAILED_METRIC, unit=MetricUnit.Count, value=1)
         logger.error("no recovery point this time", extra={"error": str(error)})
         raise  # a failed invocation: the function's error alarm notifies
-    metrics.add_metric(name="RecoveryPointFailed", unit=MetricUnit.Count, value=0)
-    metrics.add_metric(name="RecoveryPointStarted", unit=MetricUnit.Count, value=1)
-    metrics.add_metric(name="WritePauseSeconds", unit=MetricUnit.Seconds, value=started.pause_seconds)
+    metrics.add_metric(name=FAILED_METRIC, unit=MetricUnit.Count, value=0)
+    metrics.add_metric(name=STARTED_METRIC, unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name=PAUSE_METRIC, unit=MetricUnit.Seconds, value=started.pause_seconds)
     logger.info("quiesced recovery point sent to AWS Backup", extra={
         "snapshot_id": started.snapshot_id, "backup_job_id": started.backup_job_id,
         "pause_seconds": started.pause_seconds, "bytes": started.bytes, "records": started.records})

@@ -16,6 +16,10 @@ ENV_RETENTION_DAYS = "RETENTION_DAYS"
 ENV_ANSWER_WAIT_SECONDS = "ANSWER_WAIT_SECONDS"
 ENV_ENVIRONMENT = "CHROMA_ENVIRONMENT"
 METRICS_NAMESPACE = "ChromaBackup"
+FAILED_METRIC = "RecoveryPointFailed"  # 1 per failed run (the job raises too: the function's errors alarm)
+STARTED_METRIC = "RecoveryPointStarted"  # 1 per recovery point sent to AWS Backup
+PAUSE_METRIC = "WritePauseSeconds"  # how long the node held writes for it
+METRICS = (FAILED_METRIC, STARTED_METRIC, PAUSE_METRIC)
 # How often the job looks for the node's answer while it waits.
 POLL_SECONDS = 5.0
 
