@@ -38,7 +38,7 @@ class ChromaFileSystem(Construct):
             performance_mode=efs.PerformanceMode.GENERAL_PURPOSE,
             throughput_mode=_THROUGHPUT[config.throughput_mode],
             provisioned_throughput_per_second=cdk.Size.mebibytes(provisioned) if provisioned else None,
-            # Backups come from the environment's own AWS Backup plan, with its schedule and retention.
+            # Backups come from the environment's own backup job (quiesced first), with its schedule and retention.
             enable_automatic_backups=False,
             allow_anonymous_access=False,
             removal_policy=removal_policy,
