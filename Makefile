@@ -21,11 +21,12 @@ haproxy:
 		     "(Debian 12), or point GATEWAY_HAPROXY at an HAProxy $(HAPROXY_SERIES) binary." >&2; exit 1; \
 	fi
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt gateway/requirements.txt pyproject.toml
+$(VENV)/.installed: requirements.txt requirements-dev.txt gateway/requirements.txt pyproject.toml client/pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	$(PY) -m pip install --quiet --no-deps -e .   # the chroma-ops command
+	$(PY) -m pip install --quiet --no-deps -e ./client   # the client package (its dependencies are pinned above)
 	touch $@
 
 # checkov in a virtualenv of its own: its pinned dependencies clash with the test stack's.
@@ -46,7 +47,7 @@ lint: setup
 	ruff check .
 
 typecheck: setup
-	mypy app.py conftest.py cdk_app stacks gateway lambdas ops tests
+	mypy app.py conftest.py cdk_app stacks gateway lambdas ops tests client
 
 unit: setup
 	pytest -q

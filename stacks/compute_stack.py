@@ -12,6 +12,7 @@ from cdk_app.constants import (
     SSM_CLUSTER_NAME,
     SSM_ENDPOINT_URL,
     SSM_LOG_GROUP_NAME,
+    SSM_PREVIOUS_TOKEN_GRACE_SECONDS,
     SSM_RECOVERY_POINTS_BUCKET,
     SSM_RESTORE_TASK_FAMILY,
     SSM_SERVICE_NAME,
@@ -79,6 +80,9 @@ class ComputeStack(cdk.Stack):
         published.publish(SSM_SERVICE_NAME, self.chroma.service.service_name, "ECS service running the Chroma node")
         published.publish(SSM_LOG_GROUP_NAME, self.chroma.log_group.log_group_name,
                           "CloudWatch Logs group of the Chroma and gateway containers")
+        published.publish(SSM_PREVIOUS_TOKEN_GRACE_SECONDS, str(config.previous_token_grace_minutes * 60),
+                          "Seconds the gateway still accepts the previous token after a rotation (clients re-read "
+                          "the token more often than this)")
         # What chroma-ops restore and the restore automation need to run the swap task and read the node's verdict
         # (its subnets and security group, the node's, are published by the network stack).
         published.publish(SSM_RESTORE_TASK_FAMILY, self.restore_task.task_definition.family,

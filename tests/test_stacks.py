@@ -85,7 +85,8 @@ def test_published_parameters_and_outputs(synthesized: SynthesizedApp, env: str)
     assert names == {f"/chroma/{env}/{n}" for n in
                      ("endpoint-url", "token-secret-arn", "cluster-name", "service-name", "file-system-id",
                       "log-group-name", "backup-vault-name", "backup-role-arn", "private-subnets",
-                      "task-security-group", "restore-task-family", "recovery-points-bucket")}
+                      "task-security-group", "restore-task-family", "recovery-points-bucket",
+                      "previous-token-grace-seconds")}
     outputs = synthesized.template_json(env, "Compute")["Outputs"]
     tls = ENVIRONMENTS[env].tls
     if tls:
