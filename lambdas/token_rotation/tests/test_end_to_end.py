@@ -1,5 +1,6 @@
 """A whole rotation, locally: real Chroma, the real gateway reading its tokens from moto, the handler's four steps
-run in order as Secrets Manager would, while a client keeps querying and writing through the gateway."""
+run in order as Secrets Manager would, while an application using the client package (client/) keeps querying and
+writing through the gateway: zero failed calls."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ import pytest
 from chromadb.config import Settings as ClientSettings
 from moto.server import ThreadedMotoServer
 
+from chroma_on_aws_client import connect
+from chroma_on_aws_client.tokens import SecretsManagerToken
 from gateway.local import LOOPBACK, chroma_server, free_port, gateway_server
 from gateway.tests.test_proxy import raw
 from lambdas.token_rotation.function import handler, settings
@@ -60,39 +63,30 @@ def status_with(port: int, token: str) -> int:
 
 
 class BusyClient(threading.Thread):
-    """Queries and writes through the gateway without pause, re-reading its token from Secrets Manager."""
+    """An application written only against the client package and chromadb's API: it queries and writes through
+    the gateway without pause; the package re-reads the token (every CLIENT_TOKEN_REFRESH_SECONDS, and on a 401)."""
 
-    def __init__(self, port: int, secret_id: str, query: list[float]) -> None:
+    def __init__(self, gateway_url: str, secret_id: str, query: list[float]) -> None:
         super().__init__(daemon=True)
-        self.port, self.secret_id, self.query = port, secret_id, query
+        self.query = query
+        self.tokens = SecretsManagerToken(boto3.client("secretsmanager"), secret_id, CLIENT_TOKEN_REFRESH_SECONDS)
+        self.client = connect(endpoint=gateway_url, tokens=self.tokens)
         self.stop = threading.Event()
         self.requests = 0
         self.failures: list[str] = []
         self.written = 0
         self.results: list[list[str]] = []
-        self.tokens_seen: set[str] = set()
 
     def run(self) -> None:
-        secrets = boto3.client("secretsmanager")
-        token, fetched_at, client = "", 0.0, None
         rng = random.Random(3)
+        baseline, writes = self.client.get_collection("baseline"), self.client.get_collection("writes")
         while not self.stop.is_set():
             try:
-                if time.monotonic() - fetched_at > CLIENT_TOKEN_REFRESH_SECONDS:
-                    latest = secrets.get_secret_value(SecretId=self.secret_id, VersionStage="AWSCURRENT")
-                    fetched_at = time.monotonic()
-                    if latest["SecretString"] != token:
-                        token = latest["SecretString"]
-                        self.tokens_seen.add(token)
-                        client = chroma_client(self.port, token)
-                assert client is not None
-                result = client.get_collection("baseline").query(query_embeddings=[self.query], n_results=5)
-                self.results.append(result["ids"][0])
-                client.get_collection("writes").add(
-                    ids=[f"w{self.written + i}" for i in range(5)],
-                    embeddings=[[rng.random() for _ in range(8)] for _ in range(5)])
+                self.results.append(baseline.query(query_embeddings=[self.query], n_results=5)["ids"][0])
+                writes.add(ids=[f"w{self.written + i}" for i in range(5)],
+                           embeddings=[[rng.random() for _ in range(8)] for _ in range(5)])
                 self.written += 5
-                self.requests += 4  # get_collection x2, query, add
+                self.requests += 2
             except Exception as error:
                 self.failures.append(f"{type(error).__name__}: {error}")
 
@@ -114,7 +108,7 @@ def test_rotation_under_load_loses_nothing(moto_url: str, tmp_path: Path, monkey
         setup.create_collection("writes")
         expected = baseline.query(query_embeddings=[vectors[7]], n_results=5)["ids"][0]
 
-        client = BusyClient(gateway.port, secret_id, vectors[7])
+        client = BusyClient(gateway.url, secret_id, vectors[7])
         client.start()
         time.sleep(1.0)
         monkeypatch.setenv(settings.ENV_ENDPOINT_HOST, LOOPBACK)
@@ -148,7 +142,7 @@ def test_rotation_under_load_loses_nothing(moto_url: str, tmp_path: Path, monkey
 
         assert client.failures == [], client.failures[:5]
         assert client.requests > 40  # the client really was busy during the rotation
-        assert client.tokens_seen == {original, new_token}
+        assert client.tokens.token() == new_token  # the package moved to the new token by itself
         assert set(bogus_statuses) == {401}
         # No data lost: every write is there, and the baseline answers exactly as before.
         after = chroma_client(gateway.port, new_token)
