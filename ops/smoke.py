@@ -21,25 +21,32 @@ class Step:
     detail: str
 
 
+# A smoke test reports a broken endpoint rather than riding out a long outage.
+SMOKE_RETRY_BUDGET_SECONDS = 5.0
+
+
 def _client(url: str, token: str) -> Any:
-    import chromadb
-    from chromadb.config import Settings
+    """The client package's client (the one applications use): retries, timeouts, batching, request ids."""
+    from chroma_on_aws_client import ClientOptions, RetryPolicy, connect
 
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise OpsError(f"--endpoint {url!r}: use an http(s) URL such as https://chroma.example.com", 2)
-    return chromadb.HttpClient(host=parts.hostname, port=parts.port or (443 if parts.scheme == "https" else 80),
-                               ssl=parts.scheme == "https", headers={"Authorization": f"Bearer {token}"},
-                               settings=Settings(anonymized_telemetry=False))
+    return connect(endpoint=url, token=token,
+                   options=ClientOptions(retry=RetryPolicy(budget_seconds=SMOKE_RETRY_BUDGET_SECONDS)))
 
 
 def explain(error: Exception, url: str) -> str:
     """Chroma's client errors, said plainly (and never with the token)."""
     from chromadb.errors import AuthorizationError
 
+    from chroma_on_aws_client import RequestFailed
+
     if isinstance(error, AuthorizationError):
         return "the endpoint refused the token (401): check the token, or that it has not been rotated away"
     text = str(error)
+    if isinstance(error, RequestFailed) and error.status is None:
+        return f"cannot reach {url}: is the endpoint right, and is this machine allowed to connect? ({text[:200]})"
     if "Could not connect" in text or isinstance(error, ConnectionError | OSError):
         return f"cannot reach {url}: is the endpoint right, and is this machine allowed to connect?"
     return f"{type(error).__name__}: {text[:300]}"

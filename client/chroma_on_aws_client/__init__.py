@@ -63,4 +63,9 @@ def connect(environment: str | None = None, *, endpoint: str | None = None, toke
         chroma_server_ssl_enabled=parsed.scheme == "https",
         chroma_client_auth_provider="chroma_on_aws_client.api.AwsTokenAuthProvider",
         chroma_client_auth_credentials=key, anonymized_telemetry=False)
-    return ResilientClient(tenant=tenant, database=database, settings=settings)
+    try:
+        return ResilientClient(tenant=tenant, database=database, settings=settings)
+    except ValueError as error:  # chromadb's Client turns what failed while it starts into a ValueError
+        if isinstance(error.__context__, RequestFailed):
+            raise error.__context__ from None  # ours: with the request id and the attempts
+        raise

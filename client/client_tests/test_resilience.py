@@ -184,3 +184,12 @@ def test_a_large_add_in_one_call_lands_completely(chroma: Server, start_gateway:
     assert collection.count() == records
     assert len(progress) > 1 and progress[-1] == records and progress == sorted(progress)
     print(f"\n100k-record add: {len(progress)} batches, {time.monotonic() - started:.1f} s")
+
+
+def test_an_endpoint_that_never_answers_fails_connect_with_the_request_id() -> None:
+    started = time.monotonic()
+    with pytest.raises(RequestFailed) as failed:
+        connect(endpoint=f"http://127.0.0.1:{free_port()}", token=TOKEN,
+                options=ClientOptions(retry=RetryPolicy(budget_seconds=1.0, max_delay_seconds=0.2)))
+    assert time.monotonic() - started < 3
+    assert failed.value.status is None and "cannot connect" in str(failed.value) and failed.value.attempts > 1

@@ -167,7 +167,8 @@ def test_discovery_from_ssm_parameters(aws: Any) -> None:
     ssm.put_parameter(Name="/chroma/prod/endpoint-url", Value="https://chroma.example.com", Type="String")
     ssm.put_parameter(Name="/chroma/prod/token-secret-arn", Value=arn, Type="String")
     found = discover("prod", aws, ["dev", "prod"])
-    assert (found.url, found.token, found.source) == ("https://chroma.example.com", "from-ssm", "SSM parameters")
+    assert (found.url, found.token, found.source) == ("https://chroma.example.com", "from-ssm",
+                                                      "SSM parameters /chroma/prod/")
 
 
 def test_discovery_falls_back_to_stack_outputs(aws: Any) -> None:
@@ -179,7 +180,8 @@ def test_discovery_falls_back_to_stack_outputs(aws: Any) -> None:
                     "Outputs": {key: {"Value": value}}}
         cloudformation.create_stack(StackName=f"chroma-dev-{stack}", TemplateBody=json.dumps(template))
     found = discover("dev", aws, ["dev"])
-    assert (found.url, found.token, found.source) == ("http://internal-alb.example", "from-stacks", "stack outputs")
+    assert (found.url, found.token) == ("http://internal-alb.example", "from-stacks")
+    assert found.source == "outputs of stacks chroma-dev-compute and -storage"
 
 
 def test_discovery_of_an_environment_that_is_not_deployed(aws: Any) -> None:
