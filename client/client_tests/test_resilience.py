@@ -193,3 +193,22 @@ def test_an_endpoint_that_never_answers_fails_connect_with_the_request_id() -> N
                 options=ClientOptions(retry=RetryPolicy(budget_seconds=1.0, max_delay_seconds=0.2)))
     assert time.monotonic() - started < 3
     assert failed.value.status is None and "cannot connect" in str(failed.value) and failed.value.attempts > 1
+
+
+@pytest.mark.parametrize("drop,landed,resent", [("answer", 50, 0), ("request", 0, 50)])
+def test_an_add_that_may_have_landed_is_completed_never_duplicated(
+        chroma: Server, start_gateway: GatewayFactory, caplog: pytest.LogCaptureFixture, drop: str, landed: int,
+        resent: int) -> None:
+    """The add's connection was lost: the client asks which ids exist and sends only the others."""
+    from client_tests.lossy_proxy import lossy_proxy
+
+    gateway = start_gateway(chroma.url)
+    with lossy_proxy(gateway.port, b"/add", drop) as proxy:
+        client = connect(endpoint=f"http://127.0.0.1:{proxy.port}", token=TOKEN)
+        collection = client.get_or_create_collection(f"lost-{uuid.uuid4().hex[:8]}")
+        with caplog.at_level("WARNING", logger="chroma_on_aws_client"):
+            collection.add(ids=[f"x{i}" for i in range(50)], embeddings=[vector(i) for i in range(50)])
+        assert proxy.lost == 1
+        assert collection.count() == 50
+        [warning] = [r for r in caplog.records if "may have landed" in r.getMessage()]
+        assert (warning.landed, warning.resent) == (landed, resent)  # type: ignore[attr-defined]
