@@ -47,7 +47,7 @@ lint: setup
 	ruff check .
 
 typecheck: setup
-	mypy app.py conftest.py cdk_app stacks gateway lambdas ops tests client
+	mypy app.py conftest.py cdk_app stacks gateway lambdas ops tests client examples
 
 unit: setup
 	pytest -q
