@@ -96,6 +96,7 @@ SSM_FILE_SYSTEM_ID = "file-system-id"
 SSM_LOG_GROUP_NAME = "log-group-name"
 # How long the gateway still accepts the previous token after a rotation: clients derive their refresh from it.
 SSM_PREVIOUS_TOKEN_GRACE_SECONDS = "previous-token-grace-seconds"
+SSM_TOKEN_ROTATION_DAYS = "token-rotation-days"
 SSM_BACKUP_VAULT_NAME = "backup-vault-name"
 SSM_BACKUP_ROLE_ARN = "backup-role-arn"
 # The restore (chroma-ops restore, the restore automation): the one-off task that swaps a restored copy in.

@@ -16,6 +16,7 @@ from cdk_app.constants import (
     SSM_RECOVERY_POINTS_BUCKET,
     SSM_RESTORE_TASK_FAMILY,
     SSM_SERVICE_NAME,
+    SSM_TOKEN_ROTATION_DAYS,
 )
 from cdk_app.constructs.published import PublishedValues
 from cdk_app.constructs.stateful import removal_policy
@@ -83,6 +84,8 @@ class ComputeStack(cdk.Stack):
         published.publish(SSM_PREVIOUS_TOKEN_GRACE_SECONDS, str(config.previous_token_grace_minutes * 60),
                           "Seconds the gateway still accepts the previous token after a rotation (clients re-read "
                           "the token more often than this)")
+        published.publish(SSM_TOKEN_ROTATION_DAYS, str(config.token_rotation_days),
+                          "Days between two rotations of the client token")
         # What chroma-ops restore and the restore automation need to run the swap task and read the node's verdict
         # (its subnets and security group, the node's, are published by the network stack).
         published.publish(SSM_RESTORE_TASK_FAMILY, self.restore_task.task_definition.family,

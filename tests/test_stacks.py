@@ -86,7 +86,7 @@ def test_published_parameters_and_outputs(synthesized: SynthesizedApp, env: str)
                      ("endpoint-url", "token-secret-arn", "cluster-name", "service-name", "file-system-id",
                       "log-group-name", "backup-vault-name", "backup-role-arn", "private-subnets",
                       "task-security-group", "restore-task-family", "recovery-points-bucket",
-                      "previous-token-grace-seconds")}
+                      "previous-token-grace-seconds", "token-rotation-days")}
     outputs = synthesized.template_json(env, "Compute")["Outputs"]
     tls = ENVIRONMENTS[env].tls
     if tls:
