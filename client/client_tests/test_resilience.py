@@ -212,3 +212,21 @@ def test_an_add_that_may_have_landed_is_completed_never_duplicated(
         assert collection.count() == 50
         [warning] = [r for r in caplog.records if "may have landed" in r.getMessage()]
         assert (warning.landed, warning.resent) == (landed, resent)  # type: ignore[attr-defined]
+
+
+def test_a_batched_write_that_fails_part_way_says_which_batches_landed(chroma: Server,
+                                                                       start_gateway: GatewayFactory) -> None:
+    from chroma_on_aws_client import BatchFailed
+
+    gateway = start_gateway(chroma.url)
+    small_bodies = ClientOptions(max_body_bytes=1500)  # a few records per request
+    collection = connect(endpoint=gateway.url, token=TOKEN, options=small_bodies).get_or_create_collection(
+        f"partial-{uuid.uuid4().hex[:8]}")
+    embeddings = [vector(i) for i in range(30)]
+    embeddings[25] = [1.0, 2.0]  # Chroma refuses a record of the wrong dimension
+    with pytest.raises(BatchFailed) as failed:
+        collection.add(ids=[f"p{i}" for i in range(30)], embeddings=embeddings)
+    landed, (start, end) = failed.value.landed, failed.value.failed
+    assert landed and landed[0][0] == 0 and landed[-1][1] == start and start <= 25 < end
+    assert collection.count() == start  # exactly the batches it says landed
+    assert f"{start} of 30 records landed" in str(failed.value)
