@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -76,3 +77,19 @@ def aws_env(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> dict[str, str]
 
 def pytest_configure(config: pytest.Config) -> None:
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+
+REQUESTS_BUCKET = "chroma-dev-control"  # the recovery points' requests bucket, in moto
+
+
+@pytest.fixture
+def s3(aws_env: dict[str, str]) -> Iterator[Any]:
+    """moto's S3 (server mode) with the requests bucket, emptied and removed after the test."""
+    import boto3
+
+    client = boto3.client("s3")
+    client.create_bucket(Bucket=REQUESTS_BUCKET)
+    yield client
+    for item in client.list_objects_v2(Bucket=REQUESTS_BUCKET).get("Contents", []):
+        client.delete_object(Bucket=REQUESTS_BUCKET, Key=item["Key"])
+    client.delete_bucket(Bucket=REQUESTS_BUCKET)

@@ -29,9 +29,10 @@ from chromadb.config import Settings as ChromaSettings
 
 from gateway.local import LOOPBACK, Server, chroma_server
 from gateway.restore_swap import Layout
+from gateway.tests.conftest import REQUESTS_BUCKET as BUCKET
 from gateway.tests.conftest import TOKEN, GatewayFactory
 from gateway.tests.test_proxy import _wait_for as wait_for
-from gateway.tests.test_snapshot_requests import BUCKET, PREFIX, ask, outcome, readiness
+from gateway.tests.test_snapshot_requests import PREFIX, ask, outcome, readiness
 
 pytestmark = pytest.mark.servers
 
@@ -60,18 +61,6 @@ def node(root: Path, start_gateway: GatewayFactory, aws_env: dict[str, str]) -> 
         yield start_gateway(chroma.url, snapshot_dir=str(layout.pending.parent), snapshot_bucket=BUCKET,
                             snapshot_prefix=PREFIX, snapshot_poll_seconds="0.2", chroma_version="1.5.9",
                             node_data_dir=str(layout.node_dir), node_start_dir=str(start), **aws_env)
-
-
-@pytest.fixture
-def s3(aws_env: dict[str, str]) -> Iterator[Any]:
-    import boto3
-
-    api = boto3.client("s3")
-    api.create_bucket(Bucket=BUCKET)
-    yield api
-    for item in api.list_objects_v2(Bucket=BUCKET).get("Contents", []):
-        api.delete_object(Bucket=BUCKET, Key=item["Key"])
-    api.delete_bucket(Bucket=BUCKET)
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import boto3
 import chromadb
 import pytest
 from chromadb.config import Settings as ChromaSettings
@@ -22,23 +21,13 @@ from gateway import settings as gw
 from gateway import snapshot
 from gateway.local import LOOPBACK, Server
 from gateway.snapshot_protocol import parse_request, request_key, result_key
+from gateway.tests.conftest import REQUESTS_BUCKET as BUCKET
 from gateway.tests.conftest import GatewayFactory
 from gateway.tests.test_proxy import _wait_for as wait_for
 
 pytestmark = pytest.mark.servers
 
-BUCKET = "chroma-dev-control"
 PREFIX = "nodes/primary"
-
-
-@pytest.fixture
-def s3(aws_env: dict[str, str]) -> Any:
-    client = boto3.client("s3")
-    client.create_bucket(Bucket=BUCKET)
-    yield client
-    for item in client.list_objects_v2(Bucket=BUCKET).get("Contents", []):
-        client.delete_object(Bucket=BUCKET, Key=item["Key"])
-    client.delete_bucket(Bucket=BUCKET)
 
 
 def ask(s3: Any, snapshot_id: str, expires_in: float = 300) -> None:
