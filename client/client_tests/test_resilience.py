@@ -230,3 +230,17 @@ def test_a_batched_write_that_fails_part_way_says_which_batches_landed(chroma: S
     assert landed and landed[0][0] == 0 and landed[-1][1] == start and start <= 25 < end
     assert collection.count() == start  # exactly the batches it says landed
     assert f"{start} of 30 records landed" in str(failed.value)
+
+
+def test_connect_by_environment_name_finds_the_endpoint_and_token(chroma: Server, start_gateway: GatewayFactory,
+                                                                   aws_env: dict[str, str]) -> None:
+    gateway = start_gateway(chroma.url)
+    environment = f"e{uuid.uuid4().hex[:8]}"
+    arn = boto3.client("secretsmanager").create_secret(Name=f"chroma/{environment}/token", SecretString=TOKEN)["ARN"]
+    ssm = boto3.client("ssm")
+    for name, value in {"endpoint-url": gateway.url, "token-secret-arn": arn,
+                        "previous-token-grace-seconds": "3600"}.items():
+        ssm.put_parameter(Name=f"/chroma/{environment}/{name}", Value=value, Type="String")
+    client = connect(environment, session=boto3.Session())
+    assert client.heartbeat() > 0
+    assert client.get_or_create_collection("by-name").count() == 0
