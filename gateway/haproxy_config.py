@@ -21,6 +21,11 @@ TOKENS_MAP = "tokens.map"
 QUARANTINE_LIST = "quarantined.lst"
 # Holds writes while a recovery point is copied (gateway.snapshot): the map holds `writes 1` while they are held.
 MODE_MAP = "mode.map"
+# Tenant placement (several nodes): the tenants placed on this node, and those placed on others.
+TENANTS_HERE_MAP = "tenants-here.map"
+TENANTS_ELSEWHERE_MAP = "tenants-elsewhere.map"
+MISDIRECTED_MESSAGE = ("this tenant is placed on another node: the load balancer routes /api/v2/tenants/<tenant>/ "
+                       "by tenant (use the tenant name exactly as configured, not percent-encoded)")
 WRITES_HELD_KEY = "writes"
 WRITE_BACKEND = "chroma_write"
 HOLD_RETRY_AFTER_SECONDS = 2
@@ -88,6 +93,29 @@ def _return(status: int, error: str, message: str, retry_after: int | None = Non
     return f'http-request return status {status} content-type application/json{header} string "{body}"'
 
 
+def _placement(settings: Settings, runtime_dir: Path) -> str:
+    """The node's own guard of tenant placement (the load balancer's path rules route; this refuses what they let
+    through by mistake: another case, %XX, a tenant created on the wrong node). Empty on a lone default node."""
+    if settings.default_node and not settings.tenants_elsewhere:
+        return ""
+    here, elsewhere = runtime_dir / TENANTS_HERE_MAP, runtime_dir / TENANTS_ELSEWHERE_MAP
+    refuse = _return(421, "MisdirectedRequest", MISDIRECTED_MESSAGE)
+    rules = [
+        "    # Tenant placement: the tenant a request names, from its path (decoded as Chroma decodes it) or, for",
+        "    # tenant creation, from its body; refused (421) unless it belongs on this node.",
+        "    http-request set-var(txn.tenant) path,field(5,/),url_dec if { path_beg /api/v2/tenants/ }",
+        "    http-request set-var(txn.tenant) req.body,json_query('$.name') if METH_POST { path /api/v2/tenants }",
+        f"    acl tenant_here var(txn.tenant),map({here}) -m found",
+        f"    acl tenant_elsewhere var(txn.tenant),map({elsewhere}) -m found",
+    ]
+    if settings.default_node:
+        rules.append(f"    {refuse} if tenant_elsewhere")
+    else:
+        rules.append(f"    {refuse} if {{ var(txn.tenant) -m found }} !tenant_here")
+        rules.append(f"    {refuse} if METH_POST {{ path /api/v2/tenants }} !tenant_here")
+    return "\n".join(rules) + "\n"
+
+
 def render(settings: Settings, runtime_dir: Path, run_as_root: bool) -> str:
     """The configuration text; error files referenced by it are written by `write`."""
     upstream = settings.upstream_url.removeprefix("http://")
@@ -95,6 +123,7 @@ def render(settings: Settings, runtime_dir: Path, run_as_root: bool) -> str:
     tokens_map = runtime_dir / TOKENS_MAP
     privileges = f"    uid {NOBODY}\n    gid {NOBODY}\n" if run_as_root else ""
     errorfiles = "".join(f"    errorfile {status} {errors / f'{status}.http'}\n" for status in error_files(settings))
+    placement = _placement(settings, runtime_dir)
     return f"""# Rendered by gateway/haproxy_config.py at start: edit that file, not this one.
 global
     log 127.0.0.1:{settings.access_log_port} len 8192 format raw local0
@@ -158,7 +187,7 @@ frontend gateway
     http-request del-header authorization
     http-request del-header x-chroma-token
     http-request set-header X-Request-Id %[var(txn.request_id)]
-    # While a recovery point is copied, writes wait (503 + Retry-After); reads go on. Last rule before the backend:
+{placement}    # While a recovery point is copied, writes wait (503 + Retry-After); reads go on. Last rule before the backend:
     # a write that passed it is on chroma_write at once, where the snapshot counts it in flight.
     acl read_request method GET HEAD
     acl read_request path_end {" ".join(READ_POST_SUFFIXES)}
@@ -192,5 +221,7 @@ def write(settings: Settings, runtime_dir: Path, run_as_root: bool) -> Path:
     (runtime_dir / QUARANTINE_LIST).write_text("")
     (runtime_dir / MODE_MAP).write_text("")  # writes flow  # the start check, if any, writes the list before HAProxy starts
     config = runtime_dir / CONFIG_FILE
+    (runtime_dir / TENANTS_HERE_MAP).write_text("".join(f"{t} 1\n" for t in settings.node_tenants))
+    (runtime_dir / TENANTS_ELSEWHERE_MAP).write_text("".join(f"{t} 1\n" for t in settings.tenants_elsewhere))
     config.write_text(render(settings, runtime_dir, run_as_root))
     return config

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -51,6 +52,11 @@ ENV_SNAPSHOT_PREFIX = "GATEWAY_SNAPSHOT_PREFIX"
 ENV_SNAPSHOT_POLL_SECONDS = "GATEWAY_SNAPSHOT_POLL_SECONDS"
 ENV_SNAPSHOT_MAX_PAUSE_SECONDS = "GATEWAY_SNAPSHOT_MAX_PAUSE_SECONDS"
 ENV_SNAPSHOT_BUDGET_GIB = "GATEWAY_SNAPSHOT_BUDGET_GIB"
+ENV_NODE_TENANTS = "GATEWAY_NODE_TENANTS"
+ENV_TENANTS_ELSEWHERE = "GATEWAY_TENANTS_ELSEWHERE"
+ENV_DEFAULT_NODE = "GATEWAY_DEFAULT_NODE"
+# Tenants placed on nodes: names the load balancer's path rules can match exactly (no %XX, no case folding).
+TENANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,62}$")
 
 
 class SettingsError(ValueError):
@@ -112,6 +118,12 @@ class Settings:
     snapshot_max_pause_seconds: float = 300.0
     # The file system's capacity budget (capacity.budget_gib); 0: none. A copy that would pass it is refused.
     snapshot_budget_gib: float = 0.0
+    # Tenant placement (several nodes behind one endpoint): the tenants placed on this node, the tenants placed on
+    # others, and whether this node serves every tenant not placed anywhere. A request for a tenant that belongs
+    # elsewhere is refused (421), never written here. One node (the default, no lists) serves every tenant.
+    node_tenants: tuple[str, ...] = ()
+    tenants_elsewhere: tuple[str, ...] = ()
+    default_node: bool = True
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -161,6 +173,9 @@ class Settings:
             snapshot_poll_seconds=number(ENV_SNAPSHOT_POLL_SECONDS, "snapshot_poll_seconds", 0.1, 300),
             snapshot_max_pause_seconds=number(ENV_SNAPSHOT_MAX_PAUSE_SECONDS, "snapshot_max_pause_seconds", 1, 3600),
             snapshot_budget_gib=number(ENV_SNAPSHOT_BUDGET_GIB, "snapshot_budget_gib", 0, 1 << 20),
+            node_tenants=_names(env, ENV_NODE_TENANTS),
+            tenants_elsewhere=_names(env, ENV_TENANTS_ELSEWHERE),
+            default_node=_flag(env, ENV_DEFAULT_NODE, cls.default_node),
         )
         snapshot_fields = (settings.snapshot_dir, settings.snapshot_bucket, settings.snapshot_prefix,
                            settings.chroma_version)
@@ -170,6 +185,11 @@ class Settings:
         if bool(settings.node_data_dir) != bool(settings.node_start_dir):
             raise SettingsError(f"set both {ENV_NODE_DATA_DIR} and {ENV_NODE_START_DIR} (the start check needs the "
                                 "node's directory and the volume shared with Chroma's entrypoint), or neither")
+        if both := sorted(set(settings.node_tenants) & set(settings.tenants_elsewhere)):
+            raise SettingsError(f"tenants {both} are in both {ENV_NODE_TENANTS} and {ENV_TENANTS_ELSEWHERE}: "
+                                "a tenant is placed on exactly one node")
+        if not settings.default_node and not settings.node_tenants:
+            raise SettingsError(f"{ENV_DEFAULT_NODE}=false needs the node's tenants in {ENV_NODE_TENANTS}")
         sources = sum(bool(s) for s in (settings.token_secret_id, settings.token_file, settings.tokens))
         if sources != 1:
             raise SettingsError(f"set exactly one token source: {ENV_TOKEN_SECRET_ID}, {ENV_TOKEN_FILE} or "
@@ -189,3 +209,20 @@ def _number(env: Mapping[str, str], name: str, kind: type[int] | type[float], de
     if not low <= value <= high:
         raise SettingsError(f"{name}={raw!r} is out of range: use {low} to {high}")
     return value
+
+
+def _names(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in env.get(name, "").split(",") if n.strip())
+    if bad := [n for n in names if not TENANT_NAME.match(n)]:
+        raise SettingsError(f"{name}: {bad} are not tenant names a load balancer rule can match: use 3 to 63 "
+                            "letters, digits, '.', '_' or '-', starting with a letter or digit")
+    return names
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    value = env.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value not in ("true", "false"):
+        raise SettingsError(f"{name} = {value!r}: use true or false")
+    return value == "true"
