@@ -13,7 +13,6 @@ Either way the verdict is answered in S3 like a recovery point, under the restor
 
 from __future__ import annotations
 
-import http.client
 import json
 import time
 import urllib.parse
@@ -22,19 +21,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway.chroma_api import ChromaApi, ChromaError
 from gateway.files import write_atomically
 from gateway.restore_swap import RESTORE_PENDING
 
 REASON = "restore not verified"
 LIST_PAGE = 100
-
-
-class ChromaError(RuntimeError):
-    """Chroma answered with an error status; `status` is it."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 @dataclass(frozen=True)
@@ -54,27 +46,6 @@ def pending(recovery_points: Path) -> dict[str, Any] | None:
         return dict(json.loads((recovery_points / RESTORE_PENDING).read_text()))
     except (FileNotFoundError, NotADirectoryError):  # no restore (or no recovery points directory: then none)
         return None
-
-
-class ChromaApi:
-    """Chroma's HTTP API on loopback (no token: the gateway's own upstream)."""
-
-    def __init__(self, host: str, port: int, timeout: float = 30.0) -> None:
-        self._host, self._port, self._timeout = host, port, timeout
-
-    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
-        connection = http.client.HTTPConnection(self._host, self._port, timeout=self._timeout)
-        try:
-            payload = json.dumps(body).encode() if body is not None else None
-            connection.request(method, "/api/v2" + path, body=payload,
-                               headers={"Content-Type": "application/json"} if payload else {})
-            response = connection.getresponse()
-            data = response.read()
-        finally:
-            connection.close()
-        if response.status >= 400:
-            raise ChromaError(response.status, f"{method} {path}: {response.status} {data[:200]!r}")
-        return json.loads(data)
 
 
 def _scope(tenant: str, database: str) -> str:

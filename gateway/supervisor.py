@@ -27,8 +27,9 @@ from collections import deque
 from dataclasses import asdict
 from pathlib import Path
 
-from gateway import haproxy_config, integrity, node_start, restore_check, snapshot
+from gateway import haproxy_config, integrity, node_start, restore_check, snapshot, tenants
 from gateway.access_log import AccessLogReceiver
+from gateway.chroma_api import ChromaApi, ChromaError
 from gateway.control import HEARTBEAT_PATH, ControlServer, http_status
 from gateway.files import write_atomically
 from gateway.runtime_api import RuntimeApi, RuntimeApiError, digest
@@ -69,6 +70,7 @@ class Supervisor:
         self.holds = snapshot.WriteHolds(self.api, self.runtime_dir)  # why writes are held, if they are
         self.restore: dict[str, object] | None = None  # a restore not verified yet (gateway.restore_check)
         self.restore_verdict: restore_check.RestoreVerdict | None = None
+        self.tenants_ready = not settings.node_tenants  # the tenants placed on this node exist in Chroma
         self.last_snapshot: dict[str, object] | None = None
         self._restarts: deque[float] = deque(maxlen=MAX_RESTARTS)
 
@@ -235,20 +237,40 @@ class Supervisor:
                               "copied_bytes": point.copied_bytes, "created_at": point.created_at}
         return {"status": "ok", **asdict(point)}
 
-    # restores
-    async def restore_loop(self, restore: dict[str, object]) -> None:
-        """Verify a restored directory once Chroma answers; writes flow only if it passes."""
+    async def _chroma_answers(self) -> ChromaApi:
+        """Wait until Chroma answers its heartbeat; its API on loopback."""
         host, port = self.upstream
         while True:
             try:
                 if await http_status(host, port, HEARTBEAT_PATH, HEARTBEAT_TIMEOUT_SECONDS) == 200:
-                    break
+                    return ChromaApi(host, port)
             except (OSError, TimeoutError):
                 pass
             await asyncio.sleep(0.5)
+
+    # tenants placed on this node
+    async def tenants_loop(self) -> None:
+        """Create the node's tenants once Chroma answers (readiness waits for it); retried until it works."""
+        while True:
+            api = await self._chroma_answers()
+            try:
+                created = await asyncio.to_thread(tenants.ensure, api, self.settings.node_tenants)
+            except (ChromaError, OSError) as error:
+                log.error("cannot create the node's tenants; retrying", extra={"event": "tenants_failed",
+                                                                               "error": str(error)})
+                await asyncio.sleep(2.0)
+                continue
+            self.tenants_ready = True
+            log.info("the node's tenants exist", extra={"event": "tenants_ready", "tenants_created": created,
+                                                         "tenants": list(self.settings.node_tenants)})
+            return
+
+    # restores
+    async def restore_loop(self, restore: dict[str, object]) -> None:
+        """Verify a restored directory once Chroma answers; writes flow only if it passes."""
+        api = await self._chroma_answers()
         quarantined = {f"{v.tenant}/{v.database}/{v.name}" for v in self.quarantined}
-        verdict = await asyncio.to_thread(restore_check.verify, restore_check.ChromaApi(host, port), restore,
-                                          quarantined)
+        verdict = await asyncio.to_thread(restore_check.verify, api, restore, quarantined)
         self.restore_verdict = verdict
         recovery_points = Path(self.settings.snapshot_dir)
         await asyncio.to_thread(restore_check.record, recovery_points, verdict)
@@ -279,6 +301,8 @@ class Supervisor:
             problems.append("checking the node's directory before Chroma starts")
         if self.draining:
             problems.append("draining")
+        if not self.tenants_ready:
+            problems.append("creating the tenants placed on this node")
         if not self.tokens.tokens.loaded:
             problems.append("tokens not loaded")
         elif not self.applied:
@@ -342,6 +366,8 @@ class Supervisor:
             background.append(asyncio.create_task(self.snapshot_loop()))
         if self.restore is not None:
             background.append(asyncio.create_task(self.restore_loop(self.restore)))
+        if self.settings.node_tenants:
+            background.append(asyncio.create_task(self.tenants_loop()))
         supervised = asyncio.create_task(self.supervise())
         stopped = asyncio.create_task(stop.wait())
         try:

@@ -5,12 +5,14 @@ create it, in its body. The real gateway and a real `chroma run` on loopback."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
-from gateway.local import Server
+from gateway.local import Server, chroma_server
 from gateway.settings import Settings, SettingsError
 from gateway.tests.conftest import TOKEN, GatewayFactory
+from gateway.tests.test_proxy import _wait_for as wait_for
 from gateway.tests.test_proxy import raw
 
 pytestmark = pytest.mark.servers
@@ -38,8 +40,8 @@ def test_the_default_node_refuses_the_tenants_placed_elsewhere_and_serves_the_re
 
 def test_another_node_serves_only_its_tenants(chroma: Server, start_gateway: GatewayFactory) -> None:
     gateway = start_gateway(chroma.url, node_tenants="acme", default_node="false")
-    assert status(gateway, "POST", "/api/v2/tenants", {"name": "acme"})[0] == 200
-    assert status(gateway, "GET", "/api/v2/tenants/acme")[0] == 200
+    assert status(gateway, "GET", "/api/v2/tenants/acme")[0] == 200  # the node created it at start
+    assert status(gateway, "POST", "/api/v2/tenants", {"name": "acme"})[0] == 409  # reaches Chroma: it exists
     assert status(gateway, "POST", "/api/v2/tenants/acme/databases", {"name": "main"})[0] == 200
     for path in ("/api/v2/tenants/default_tenant", "/api/v2/tenants/default_tenant/databases/default_database"
                  "/collections", "/api/v2/tenants/ac%6Dex"):
@@ -61,3 +63,17 @@ def test_placement_settings_are_checked() -> None:
     with pytest.raises(SettingsError, match="GATEWAY_DEFAULT_NODE = 'no': use true or false"):
         Settings.from_env({**base, "GATEWAY_DEFAULT_NODE": "no"})
     assert Settings.from_env(base).default_node is True
+
+
+def test_a_node_creates_its_tenants_at_start_once(tmp_path: Path, start_gateway: GatewayFactory) -> None:
+    with chroma_server(tmp_path / "data") as chroma:
+        first = start_gateway(chroma.url, node_tenants="acme,initech", default_node="false")  # ready: they exist
+        for tenant in ("acme", "initech"):
+            assert status(first, "GET", f"/api/v2/tenants/{tenant}/databases/default_database")[0] == 200
+        wait_for(lambda: '"tenants_ready"' in first.log(), timeout=10)
+        created = '"tenants_created": ["acme", "acme/default_database", "initech", "initech/default_database"]'
+        assert created in first.log()
+        first.stop()
+        again = start_gateway(chroma.url, node_tenants="acme,initech", default_node="false")
+        wait_for(lambda: '"tenants_ready"' in again.log(), timeout=10)
+        assert '"tenants_created": []' in again.log()
