@@ -185,11 +185,25 @@ def cmd_cost(args: argparse.Namespace) -> int:
     from ops import cost
 
     usage = cost.Usage(**{f.name: getattr(args, f.name) for f in dataclasses.fields(cost.Usage)})
-    report = cost.estimate(_config(args.env), usage)
+    if (args.vectors is None) != (args.dim is None):
+        raise UsageError("the what-if needs both --vectors and --dim")
+    sized = None
+    if args.vectors is not None:
+        sized = cost.what_if(_config(args.env), args.vectors, args.dim, usage)
+        report = sized.report
+    else:
+        report = cost.estimate(_config(args.env), usage)
     if args.json:
-        emit_json(report.as_dict())
+        emit_json({**report.as_dict(), **({"what_if": {"vectors": sized.vectors, "dim": sized.dim, "cpu": sized.cpu,
+                                                         "memory_mib": sized.memory_mib, "data_gib": sized.data_gib}}
+                                          if sized else {})})
         return 0
-    print(f"monthly estimate for {args.env} (us-east-1, prices as of {report.prices_as_of})\n")
+    print(f"monthly estimate for {args.env} (us-east-1, prices as of {report.prices_as_of})")
+    if sized:
+        print(f"what-if: {sized.vectors:,} vectors x {sized.dim} dimensions on {args.env}'s layout: the cheapest "
+              f"task that holds them is {sized.cpu / 1024:g} vCPU / {sized.memory_mib / 1024:g} GB; EFS holds "
+              f"{sized.data_gib:,.1f} GB (the node's directory and its quiesced copy)")
+    print()
     table(["component", "detail", "$/month"], [[line.component, line.detail, line.monthly_usd]
                                               for line in report.lines] + [["total", "", report.total]])
     print(f"\ncase study design (2 x 4 vCPU / 8 GB x86, EFS Max I/O, NAT): ${cost.CASE_STUDY_TOTAL:,.2f}/month; "
@@ -296,8 +310,10 @@ def build_parser() -> argparse.ArgumentParser:
     capacity.add_argument("--calibration-dim", type=int, default=384)
     capacity.set_defaults(run=cmd_capacity)
 
-    cost = commands.add_parser("cost", help="itemized monthly cost of an environment")
+    cost = commands.add_parser("cost", help="itemized monthly cost of an environment (or of a workload on it)")
     cost.add_argument("--env", required=True)
+    cost.add_argument("--vectors", type=int, help="what-if: price this many vectors on the environment's layout")
+    cost.add_argument("--dim", type=int, help="what-if: their dimensions")
     from ops.cost import Usage  # plain data: no CDK
 
     for usage_field in dataclasses.fields(Usage):  # one option per usage figure, defaults stated once (on Usage)

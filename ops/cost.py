@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ from gateway.telemetry import NODE_METRICS
 from lambdas.capacity_check.function.settings import METRIC_NAMES as CAPACITY_METRICS
 from lambdas.recovery_point.function.settings import METRICS as RECOVERY_POINT_METRICS
 from lambdas.token_rotation.function.settings import STEP_METRICS, STEPS
-from ops.errors import UsageError
+from ops.errors import OpsError, UsageError
 
 PRICES_PATH = Path(__file__).resolve().parent / "prices_us_east_1.json"
 # The case study's design and its published monthly figures (us-east-1).
@@ -124,7 +124,7 @@ def estimate(config: EnvironmentConfig, usage: Usage, prices: dict[str, Any] | N
                  count * zones * hours * p["interface_endpoint"]["hour_per_az"]
                  + usage.endpoint_gb * p["interface_endpoint"]["gb"]))
     data = config.capacity.budget_gib if usage.data_gib is None else usage.data_gib
-    add(Line("EFS storage (Standard)", f"{data:g} GB", data * p["efs"]["standard_gb_month"]))
+    add(Line("EFS storage (Standard)", f"{round(data, 1):g} GB", data * p["efs"]["standard_gb_month"]))
     if config.storage.throughput_mode is EfsThroughputMode.ELASTIC:
         add(Line("EFS Elastic throughput", f"{usage.efs_read_gb:g} GB read, {usage.efs_write_gb:g} GB written",
                  usage.efs_read_gb * p["efs"]["elastic_read_gb"] + usage.efs_write_gb * p["efs"]["elastic_write_gb"]))
@@ -146,3 +146,34 @@ def estimate(config: EnvironmentConfig, usage: Usage, prices: dict[str, Any] | N
     for line in report.lines:
         line.monthly_usd = round(line.monthly_usd, 2)
     return report
+
+
+@dataclass(frozen=True)
+class Sized:
+    """A workload priced on an environment's layout: the task the capacity model sizes for it, and the bill."""
+
+    vectors: int
+    dim: int
+    cpu: int
+    memory_mib: int
+    data_gib: float
+    report: CostReport
+
+
+def what_if(config: EnvironmentConfig, vectors: int, dim: int, usage: Usage,
+            prices: dict[str, Any] | None = None) -> Sized:
+    """The environment's layout (network, endpoints, alarms...) with the cheapest task that holds `vectors` x `dim`
+    (ops.capacity) and the file system holding the node's directory and its one quiesced copy."""
+    from ops import capacity
+
+    p = prices or load_prices()
+    needed = capacity.estimate(vectors, dim)
+    architecture = config.task.architecture.value
+    size = capacity.recommend(needed.required_task_mib, lambda cpu, memory: fargate_monthly(p, architecture, cpu,
+                                                                                            memory))
+    if size is None:
+        raise OpsError(f"{vectors:,} vectors of {dim} dimensions need {needed.required_task_mib:,} MiB: no Fargate "
+                       "task holds them; split the tenants across nodes")
+    data_gib = 2 * needed.disk_bytes / capacity.GIB
+    sized = replace(config, task=replace(config.task, cpu=size[0], memory_mib=size[1]))
+    return Sized(vectors, dim, size[0], size[1], data_gib, estimate(sized, replace(usage, data_gib=data_gib), p))

@@ -9,7 +9,7 @@ import pytest
 
 from cdk_app.environments import DEV, PROD
 from ops import capacity, cost
-from ops.errors import UsageError
+from ops.errors import OpsError, UsageError
 
 PRICES = cost.load_prices()
 
@@ -112,3 +112,22 @@ def test_cost_rejects_negative_usage_and_other_regions() -> None:
         cost.estimate(replace(DEV, region="eu-west-1",
                               network=replace(DEV.network, availability_zones=("eu-west-1a", "eu-west-1b"))),
                       cost.Usage())
+
+
+def test_what_if_prices_the_cheapest_task_that_holds_a_workload_on_the_environments_layout() -> None:
+    prices = cost.load_prices()
+    sized = cost.what_if(PROD, 5_000_000, 768, cost.Usage(), prices)
+    needed = capacity.estimate(5_000_000, 768)
+    assert sized.memory_mib >= needed.required_task_mib
+    assert (sized.cpu, sized.memory_mib) == capacity.recommend(
+        needed.required_task_mib, lambda c, m: cost.fargate_monthly(prices, "ARM64", c, m))
+    lines = {line.component: line.monthly_usd for line in sized.report.lines}
+    assert lines["ECS Fargate"] == round(cost.fargate_monthly(prices, "ARM64", sized.cpu, sized.memory_mib), 2)
+    assert sized.data_gib == 2 * needed.disk_bytes / capacity.GIB  # the node's directory and its copy
+    assert lines["EFS storage (Standard)"] == round(sized.data_gib * prices["efs"]["standard_gb_month"], 2)
+    # The same layout otherwise: only the task and the data differ from the environment's own estimate.
+    own = {line.component: line.monthly_usd for line in cost.estimate(PROD, cost.Usage(), prices).lines}
+    assert {k for k in lines if lines[k] != own[k]} <= {"ECS Fargate", "EFS storage (Standard)",
+                                                       "AWS Backup (EFS, warm)"}
+    with pytest.raises(OpsError, match="no Fargate task holds them; split the tenants across nodes"):
+        cost.what_if(PROD, 100_000_000, 1536, cost.Usage(), prices)

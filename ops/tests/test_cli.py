@@ -206,3 +206,13 @@ def test_restore_of_an_environment_that_is_not_deployed_says_what_is_missing(
     with mock_aws():
         code, _, err = run(capsys, "restore", "--env", "dev", "--list")
     assert code == 1 and "environment 'dev' does not publish cluster-name" in err
+
+
+def test_cost_what_if_names_the_task_and_compares_with_the_case_study(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "cost", "--env", "prod", "--vectors", "5000000", "--dim", "768")
+    assert code == 0
+    assert "what-if: 5,000,000 vectors x 768 dimensions on prod's layout: the cheapest task that holds them is 4 " \
+           "vCPU / 22 GB" in out
+    assert "case study design" in out
+    code, _, err = run(capsys, "cost", "--env", "prod", "--vectors", "5000000")
+    assert code == 2 and "the what-if needs both --vectors and --dim" in err
