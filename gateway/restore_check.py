@@ -23,7 +23,7 @@ from typing import Any
 
 from gateway.chroma_api import ChromaApi, ChromaError
 from gateway.files import write_atomically
-from gateway.restore_swap import RESTORE_PENDING
+from gateway.restore_swap import RESTORE_PENDING, read_json
 
 REASON = "restore not verified"
 LIST_PAGE = 100
@@ -42,10 +42,7 @@ class RestoreVerdict:
 
 def pending(recovery_points: Path) -> dict[str, Any] | None:
     """The restore waiting to be verified, if any."""
-    try:
-        return dict(json.loads((recovery_points / RESTORE_PENDING).read_text()))
-    except (FileNotFoundError, NotADirectoryError):  # no restore (or no recovery points directory: then none)
-        return None
+    return read_json(recovery_points / RESTORE_PENDING) or None
 
 
 def _scope(tenant: str, database: str) -> str:

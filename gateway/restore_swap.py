@@ -31,6 +31,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from gateway.files import write_atomically
 from gateway.integrity import WRITER_LOCK_FILE
@@ -154,7 +155,7 @@ def swap(layout: Layout, snapshot_id: str, restore_id: str, recovery_point_arn: 
         if not valid_snapshot_id(value):
             raise SwapError(f"{name} {value!r}: use 1-64 letters, digits and '-'", EXIT_USAGE)
     node, aside = layout.node_dir, layout.aside(restore_id)
-    pending = _read(layout.pending)
+    pending = read_json(layout.pending)
     if pending.get("restore_id") == restore_id and _snapshot_id(node) == snapshot_id:
         kept_aside = pending.get("kept_aside")
         collections = pending.get("collections")
@@ -195,7 +196,7 @@ def undo(layout: Layout, restore_id: str, lock_wait_seconds: float = 30.0) -> di
         if node.exists():
             node.rename(failed)
         aside.rename(node)
-    if _read(layout.pending).get("restore_id") == restore_id:
+    if read_json(layout.pending).get("restore_id") == restore_id:
         layout.pending.unlink()
     return {"restore_id": restore_id, "status": "undone", "restored_kept_as": str(failed)}
 
@@ -210,10 +211,11 @@ def discard(layout: Layout, restore_id: str) -> dict[str, str]:
     return {"restore_id": restore_id, "status": "discarded", "deleted": ", ".join(str(p) for p in kept) or "nothing"}
 
 
-def _read(path: Path) -> dict[str, object]:
+def read_json(path: Path) -> dict[str, Any]:
+    """The JSON object at `path`; empty if it, or the directory it would be in, does not exist."""
     try:
         return dict(json.loads(path.read_text()))
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return {}
 
 

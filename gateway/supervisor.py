@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -66,7 +67,6 @@ class Supervisor:
         self.draining = False
         self.starting = bool(settings.node_data_dir)  # the start check has not finished
         self.quarantined: tuple[integrity.Verdict, ...] = ()
-        self.snapshot_running: str | None = None  # the recovery point being taken (writes held during its copy)
         self.holds = snapshot.WriteHolds(self.api, self.runtime_dir)  # why writes are held, if they are
         self.restore: dict[str, object] | None = None  # a restore not verified yet (gateway.restore_check)
         self.restore_verdict: restore_check.RestoreVerdict | None = None
@@ -184,13 +184,19 @@ class Supervisor:
             "restore": asdict(self.restore_verdict) if self.restore_verdict else self.restore}
 
     # recovery points
+    @functools.cached_property
+    def snapshot_requests(self) -> S3SnapshotRequests:
+        """The node's prefix of the requests bucket: recovery point requests, their answers, restore verdicts."""
+        import boto3
+
+        return S3SnapshotRequests(boto3.client("s3"), self.settings.snapshot_bucket, self.settings.snapshot_prefix)
+
     async def snapshot_loop(self) -> None:
         """Take the recovery points the backup job asks for (gateway.snapshot_requests), one at a time."""
-        import boto3
         from botocore.exceptions import BotoCoreError, ClientError
 
         s = self.settings
-        requests = S3SnapshotRequests(boto3.client("s3"), s.snapshot_bucket, s.snapshot_prefix)
+        requests = self.snapshot_requests
         gate = self.holds.gate("recovery point")
         where = snapshot.SnapshotSettings(source=Path(s.node_data_dir), root=Path(s.snapshot_dir),
                                           drain_seconds=s.upstream_timeout_seconds,
@@ -216,21 +222,16 @@ class Supervisor:
 
     async def take_snapshot(self, gate: snapshot.WriteGate, where: snapshot.SnapshotSettings,
                             snapshot_id: str) -> dict[str, object]:
-        if restore_check.REASON in self.holds.reasons:
-            error = "this node was restored and its data is not verified yet: no recovery point of it"
-            log.error("recovery point refused", extra={"event": "snapshot_failed", "snapshot_id": snapshot_id,
-                                                       "error": error})
-            return {"status": "failed", "snapshot_id": snapshot_id, "error": error}
-        self.snapshot_running = snapshot_id
         try:
+            if restore_check.REASON in self.holds.reasons:
+                raise snapshot.SnapshotError("this node was restored and its data is not verified yet: no recovery "
+                                             "point of it")
             point = await asyncio.to_thread(snapshot.take, gate, where, snapshot_id, self.settings.chroma_version)
         except (snapshot.SnapshotError, RuntimeApiError, OSError) as error:
             log.error("recovery point failed: no copy was kept, writes flow", extra={
                 "event": "snapshot_failed", "snapshot_id": snapshot_id, "error": str(error)})
             self.access_log.node_metrics({"SnapshotFailed": 1})
             return {"status": "failed", "snapshot_id": snapshot_id, "error": str(error)}
-        finally:
-            self.snapshot_running = None
         self.access_log.node_metrics({"SnapshotFailed": 0, "SnapshotPauseSeconds": point.pause_seconds,
                                       "SnapshotBytes": point.bytes, "SnapshotCopiedBytes": point.copied_bytes})
         self.last_snapshot = {"id": point.snapshot_id, "pause_seconds": point.pause_seconds, "bytes": point.bytes,
@@ -281,15 +282,11 @@ class Supervisor:
             log.error("restore not verified: writes stay held", extra={"event": "restore_failed",
                                                                        **asdict(verdict)})
         if self.settings.snapshot_bucket:
-            import boto3
             from botocore.exceptions import BotoCoreError, ClientError
 
-            s = self.settings
             try:
-                await asyncio.to_thread(S3SnapshotRequests(boto3.client("s3"), s.snapshot_bucket,
-                                                           s.snapshot_prefix).answer,
-                                        verdict.restore_id, {"status": "ok" if verdict.ok else "failed",
-                                                             **asdict(verdict)})
+                outcome = {"status": "ok" if verdict.ok else "failed", **asdict(verdict)}
+                await asyncio.to_thread(self.snapshot_requests.answer, verdict.restore_id, outcome)
             except (BotoCoreError, ClientError) as error:
                 log.error("cannot report the restore's verdict", extra={"event": "restore_report_failed",
                                                                         "error": str(error)})

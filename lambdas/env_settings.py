@@ -20,6 +20,11 @@ class SettingsError(ValueError):
     """One or more environment variables are missing or malformed; the message names each one."""
 
 
+def powertools_service(environment: str, function: str) -> str:
+    """Powertools' service name of `function` in `environment`, also a dimension of every metric it publishes."""
+    return f"chroma-{environment}-{function}"
+
+
 def variable(name: str, *, optional: bool = False) -> Any:
     """A dataclass field read from environment variable `name`; `optional` str fields accept empty (-> None)."""
     return dataclasses.field(metadata={_META: name, "optional": optional})

@@ -20,9 +20,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
+from gateway.snapshot_protocol import snapshot_id
 from ops.errors import OpsError
 from ops.recovery_points import RecoveryPoint, choose
 
@@ -68,7 +69,8 @@ class RestoreFailed(OpsError):
 
 
 def restore_id(environment: str, now: datetime) -> str:
-    return f"restore-{environment}-{now.astimezone(UTC):%Y%m%d-%H%M%S}"
+    """`restore-<env>-YYYYMMDD-HHMMSS`: a recovery point's id (the same protocol: it names the node's verdict)."""
+    return f"restore-{snapshot_id(environment, now)}"
 
 
 def _timed(report: Report, name: str, announce: Callable[[str], None],

@@ -230,9 +230,7 @@ class ResilientFastAPI(FastAPI):  # type: ignore[misc]
 
     def _add_what_did_not_land(self, part: batching.Batch, url: str, collection_id: UUID, tenant: str,
                                database: str, unknown: _MaybeLanded) -> None:
-        found = self._make_request("post", f"{self._scope(tenant, database, collection_id)}/get",
-                                   json={"ids": list(part[0]), "include": []})
-        there = set(found["ids"])
+        there = set(self._get(collection_id, ids=list(part[0]), include=[], tenant=tenant, database=database)["ids"])
         missing = [i for i, record_id in enumerate(part[0]) if record_id not in there]
         log.warning("an add may have landed: asked which ids exist", extra={
             "request_id": unknown.request_id, "landed": len(part[0]) - len(missing), "resent": len(missing)})

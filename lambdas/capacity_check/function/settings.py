@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from lambdas.env_settings import read_settings, variable
+from lambdas.env_settings import powertools_service, read_settings, variable
 
 ENV_FILE_SYSTEM_ID = "FILE_SYSTEM_ID"
 ENV_BUDGET_GIB = "CAPACITY_BUDGET_GIB"
@@ -18,8 +18,7 @@ METRIC_NAMES = ("UsedBytes", "UsedPercentOfBudget", "GrowthBytesPerDay", "DaysUn
 
 
 def service_name(environment: str) -> str:
-    """Powertools' service name, also a dimension of every metric the function publishes."""
-    return f"chroma-{environment}-capacity"
+    return powertools_service(environment, "capacity")
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from lambdas.env_settings import read_settings, variable
+from lambdas.env_settings import powertools_service, read_settings, variable
 
 ENV_CONTROL_BUCKET = "CONTROL_BUCKET"
 ENV_NODE_PREFIX = "NODE_PREFIX"
@@ -25,8 +25,7 @@ POLL_SECONDS = 5.0
 
 
 def service_name(environment: str) -> str:
-    """Powertools' service name, also a dimension of every metric the function publishes."""
-    return f"chroma-{environment}-recovery-point"
+    return powertools_service(environment, "recovery-point")
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from lambdas.env_settings import read_settings, variable
+from lambdas.env_settings import powertools_service, read_settings, variable
 
 ENV_SECRET_ID = "SECRET_ID"
 ENV_ENVIRONMENT = "CHROMA_ENVIRONMENT"
@@ -13,8 +13,7 @@ METRICS_NAMESPACE = "ChromaTokenRotation"
 
 
 def service_name(environment: str) -> str:
-    """Powertools' service name, also a dimension of every metric the function publishes."""
-    return f"chroma-{environment}-token-age"
+    return powertools_service(environment, "token-age")
 
 
 @dataclass(frozen=True)

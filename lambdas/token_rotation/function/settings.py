@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from lambdas.env_settings import read_settings, variable
+from lambdas.env_settings import powertools_service, read_settings, variable
 
 ENV_ENDPOINT_HOST = "GATEWAY_ENDPOINT_HOST"
 ENV_ENDPOINT_PORT = "GATEWAY_ENDPOINT_PORT"
@@ -25,8 +25,7 @@ TOKEN_LENGTH = 48
 
 
 def service_name(environment: str) -> str:
-    """Powertools' service name, also a dimension of every metric the function publishes."""
-    return f"chroma-{environment}-token-rotation"
+    return powertools_service(environment, "token-rotation")
 
 
 @dataclass(frozen=True)
