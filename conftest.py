@@ -14,7 +14,7 @@ from tests.cdk_support import SynthesizedApp, synthesize
 # Tests that use these fixtures are marked for them, so `make test-fast` (-m "not synth and not servers") can skip
 # them without anyone remembering a marker; tests that synthesize or start servers by other means are marked by hand.
 _MARKS_BY_FIXTURE = {
-    "synthesized": "synth",
+    "synthesized": "synth", "three_nodes": "synth",
     "chroma": "servers", "start_gateway": "servers", "moto_server": "servers", "aws_env": "servers",
 }
 
@@ -30,6 +30,14 @@ def synthesized(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedApp:
     """Every environment, synthesized once with cdk-nag on (synth raises on any unacknowledged finding)."""
     outdir: Path = tmp_path_factory.mktemp("cdk.out")
     return synthesize(ENVIRONMENTS, outdir)
+
+
+@pytest.fixture(scope="session")
+def three_nodes(tmp_path_factory: pytest.TempPathFactory) -> SynthesizedApp:
+    """The three-node example environment (tests/three_nodes.py), synthesized with cdk-nag on."""
+    from tests.three_nodes import THREE_NODES
+
+    return synthesize({THREE_NODES.name: THREE_NODES}, tmp_path_factory.mktemp("cdk.out"))
 
 
 @pytest.fixture

@@ -159,6 +159,37 @@ class BackupConfig:
     pause_alarm_seconds: int = 30
 
 
+# The node every environment has: today's single node. It keeps its resources' names and logical ids, its directory
+# (/chroma/primary) and takes every tenant not placed on another node (and every request naming no tenant).
+PRIMARY_NODE = "primary"
+
+
+@dataclass(frozen=True)
+class VectorBudget:
+    """What a node is sized for, in the capacity model's units (ops/capacity.py): vectors of `dim` dimensions in
+    all its tenants' collections, and the metadata bytes each record carries."""
+
+    vectors: int
+    dim: int
+    metadata_bytes_per_vector: int = 0
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    """One single-writer Chroma node: its own ECS service, file system, writer lock, target group, alarms.
+
+    Requests naming a tenant in `tenants` (path /api/v2/tenants/<tenant>/...) are routed to this node by the load
+    balancer; the node creates those tenants at start and refuses (421) any tenant placed on another node.
+    """
+
+    name: str
+    tenants: tuple[str, ...] = ()
+    # The node's Fargate task; None: the environment's `task`.
+    task: TaskConfig | None = None
+    # The workload the node must hold; validated against its task's memory at synth. None: not declared.
+    budget: VectorBudget | None = None
+
+
 @dataclass(frozen=True)
 class EnvironmentConfig:
     name: str
@@ -184,6 +215,8 @@ class EnvironmentConfig:
     token_rotation_days: int = 30
     # Minutes the gateway still accepts the previous token after a rotation, so clients can pick up the new one.
     previous_token_grace_minutes: int = 60
+    # The Chroma nodes (scale-out by tenant, docs/nodes.md). One of them is always PRIMARY_NODE, the default node.
+    nodes: tuple[NodeConfig, ...] = (NodeConfig(PRIMARY_NODE),)
 
     def __post_init__(self) -> None:
         from cdk_app.validation import validate_environment
@@ -195,6 +228,21 @@ class EnvironmentConfig:
         if self.account is not None or account is None:
             return self
         return replace(self, account=account)
+
+    def node(self, name: str) -> NodeConfig:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(f"environment {self.name!r} has no node {name!r}; its nodes: "
+                       f"{', '.join(n.name for n in self.nodes)}")
+
+    def node_task(self, node: NodeConfig) -> TaskConfig:
+        return node.task or self.task
+
+    @property
+    def tenant_placement(self) -> dict[str, str]:
+        """Tenant -> the node it is placed on (tenants not listed are on PRIMARY_NODE)."""
+        return {tenant: node.name for node in self.nodes for tenant in node.tenants}
 
     @property
     def tags(self) -> dict[str, str]:

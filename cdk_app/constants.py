@@ -44,12 +44,18 @@ NODE_START_PATH = "/run/node-start"
 EFS_POSIX_UID = 1000
 EFS_POSIX_GID = 1000
 EFS_ACCESS_POINT_ROOT = "/chroma/primary"
+# Where every node's directory lives on its own file system (the primary's is EFS_ACCESS_POINT_ROOT).
+NODES_ROOT = "/chroma"
 # Quiesced copies of the node's directory (gateway/snapshot.py), beside it on the same file system.
 RECOVERY_POINTS_ROOT = "/chroma/recovery-points"
 # The node's one copy in it, updated at each recovery point: what a restore brings back from a recovery point.
 RECOVERY_POINT_ITEM = f"{RECOVERY_POINTS_ROOT}/{LATEST_COPY}"
-# Where the node reads recovery-point requests and writes its answers, in the requests bucket.
-RECOVERY_POINT_PREFIX = "nodes/primary"
+# Where a node reads recovery-point requests and writes its answers, in the requests bucket.
+def recovery_point_prefix(node: str) -> str:
+    return f"nodes/{node}"
+
+
+RECOVERY_POINT_PREFIX = recovery_point_prefix("primary")
 # The backup job (a Lambda function, at most 15 minutes) waits this long at most for the node's answer; the node
 # needs the drain of writes in flight (task.upstream_timeout_seconds), the copy (backup.max_write_pause_seconds),
 # its own poll and the check of the copy (RECOVERY_POINT_MARGIN_SECONDS).

@@ -21,7 +21,8 @@ from cdk_app.constants import (
 from cdk_app.log_retention import RETENTION_DAYS
 
 if TYPE_CHECKING:
-    from cdk_app.config import EnvironmentConfig, TaskConfig
+    from cdk_app.config import EnvironmentConfig, TaskConfig, VectorBudget
+    from ops.capacity import Estimate
 
 # Environments that hold real data: they must use TLS and keep their data when a stack is deleted.
 PROTECTED_ENVIRONMENTS = frozenset({"staging", "prod"})
@@ -42,6 +43,18 @@ FARGATE_SIZES: dict[int, tuple[int, ...]] = {
     16384: tuple(range(32768, 122880 + 1, 8192)),
 }
 
+
+# Nodes per environment: each adds a service, a file system and ~30 alarms to the stacks (CloudFormation allows 500
+# resources per stack; see tests/test_nodes.py, which measures the growth per node).
+MAX_NODES = 8
+MAX_NODES_REASON = "each node adds ~60 resources; CloudFormation allows 500 per stack"
+# Routing by tenant (cdk_app/node/routing.py): the load balancer's default quotas.
+ALB_RULES_PER_LISTENER = 100
+ALB_VALUES_PER_RULE = 5
+ROUTING_VALUES_PER_TENANT = 2  # /api/v2/tenants/<t> and /api/v2/tenants/<t>/*
+TENANTS_PER_RULE = ALB_VALUES_PER_RULE // ROUTING_VALUES_PER_TENANT
+MAX_ROUTED_TENANTS = ALB_RULES_PER_LISTENER * TENANTS_PER_RULE
+CHROMA_DEFAULT_TENANT = "default_tenant"
 
 _ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{1,15}$")
 _REGION = re.compile(r"^[a-z]{2}(-gov)?-[a-z]+-\d$")
@@ -124,23 +137,91 @@ def _image(c: EnvironmentConfig) -> Iterator[str]:
                        "Chroma's schema migrations are one-way)")
 
 
+def _node_tasks(c: EnvironmentConfig) -> list[tuple[str, TaskConfig]]:
+    """(field, task) of the environment's task and of every node that has its own."""
+    return [("task", c.task)] + [(f"nodes[{n.name}].task", n.task) for n in c.nodes if n.task is not None]
+
+
 def _task(c: EnvironmentConfig) -> Iterator[str]:
-    t = c.task
+    for field, task in _node_tasks(c):
+        yield from _task_fields(field, task)
+
+
+def _nodes(c: EnvironmentConfig) -> Iterator[str]:
+    from cdk_app.config import PRIMARY_NODE
+    from gateway.settings import NODE_NAME, TENANT_NAME
+    from ops.capacity import estimate
+
+    names = [node.name for node in c.nodes]
+    if PRIMARY_NODE not in names:
+        yield _problem("nodes", tuple(names), f"keep the node {PRIMARY_NODE!r}: it holds today's data and takes "
+                                              "every tenant placed on no other node")
+    if not 1 <= len(names) <= MAX_NODES:
+        yield _problem("nodes", tuple(names), f"use 1 to {MAX_NODES} nodes per environment ({MAX_NODES_REASON})")
+    for name in dict.fromkeys(names):
+        if not NODE_NAME.match(name):
+            yield _problem("nodes.name", name, "use 2-12 characters: lowercase letters, digits and '-', starting "
+                                               "with a letter (it names the node's service, file system and alarms)")
+        elif names.count(name) > 1:
+            yield _problem("nodes.name", name, "give each node its own name")
+    seen: dict[str, str] = {}
+    for node in c.nodes:
+        for tenant in node.tenants:
+            if not TENANT_NAME.match(tenant):
+                yield _problem(f"nodes[{node.name}].tenants", tenant,
+                               "use 3-63 characters: letters, digits, '.', '_' or '-', starting with a letter or "
+                               "digit (a load balancer rule matches it exactly)")
+            elif tenant in seen:
+                yield _problem(f"nodes[{node.name}].tenants", tenant,
+                               f"place each tenant on exactly one node; it is also on {seen[tenant]!r}")
+            elif tenant == CHROMA_DEFAULT_TENANT and node.name != PRIMARY_NODE:
+                yield _problem(f"nodes[{node.name}].tenants", tenant,
+                               f"Chroma's default tenant stays on {PRIMARY_NODE!r}, which answers every request "
+                               "naming no tenant")
+            seen.setdefault(tenant, node.name)
+        if node.budget is not None:
+            yield from _budget(f"nodes[{node.name}]", node.budget, c.node_task(node), estimate)
+    routed = sum(1 for tenant, node in seen.items() if node != PRIMARY_NODE)
+    if routed > MAX_ROUTED_TENANTS:
+        yield _problem("nodes.tenants", routed,
+                       f"place at most {MAX_ROUTED_TENANTS} tenants on nodes other than {PRIMARY_NODE!r}: each takes "
+                       f"{ROUTING_VALUES_PER_TENANT} path patterns, a load balancer rule holds "
+                       f"{ALB_VALUES_PER_RULE} and a listener {ALB_RULES_PER_LISTENER} rules (AWS quotas)")
+
+
+def _budget(field: str, budget: VectorBudget, task: TaskConfig,
+            estimate: Callable[..., Estimate]) -> Iterator[str]:
+    if budget.vectors < 1 or not 1 <= budget.dim <= 65_536 or budget.metadata_bytes_per_vector < 0:
+        yield _problem(f"{field}.budget", budget, "use a positive number of vectors, a dim from 1 to 65536 and "
+                                                  "metadata_bytes_per_vector of at least 0")
+        return
+    needed = estimate(budget.vectors, budget.dim, metadata_bytes=budget.metadata_bytes_per_vector).required_task_mib
+    if needed <= task.memory_mib:
+        return
+    largest = max(max(memories) for memories in FARGATE_SIZES.values())
+    hint = (f"use a task of at least {needed} MiB" if needed <= largest else
+            f"no Fargate task holds it (at most {largest} MiB): split its tenants across nodes")
+    yield _problem(f"{field}.budget", budget,
+                   f"the node's task has {task.memory_mib} MiB and the budget needs {needed} MiB: {hint} "
+                   f"(chroma-ops capacity --vectors {budget.vectors} --dim {budget.dim})")
+
+
+def _task_fields(field: str, t: TaskConfig) -> Iterator[str]:
     if t.cpu not in FARGATE_SIZES:
-        yield _problem("task.cpu", t.cpu, f"use one of the Fargate CPU sizes {sorted(FARGATE_SIZES)}")
+        yield _problem(f"{field}.cpu", t.cpu, f"use one of the Fargate CPU sizes {sorted(FARGATE_SIZES)}")
     elif t.memory_mib not in FARGATE_SIZES[t.cpu]:
-        yield _problem("task.memory_mib", t.memory_mib,
-                       f"with task.cpu = {t.cpu} Fargate allows {_describe_sizes(FARGATE_SIZES[t.cpu])} MiB")
+        yield _problem(f"{field}.memory_mib", t.memory_mib,
+                       f"with {field}.cpu = {t.cpu} Fargate allows {_describe_sizes(FARGATE_SIZES[t.cpu])} MiB")
     if not 5 <= t.upstream_timeout_seconds <= 3600:
-        yield _problem("task.upstream_timeout_seconds", t.upstream_timeout_seconds, "use 5 to 3600 seconds")
+        yield _problem(f"{field}.upstream_timeout_seconds", t.upstream_timeout_seconds, "use 5 to 3600 seconds")
     if not MIN_HEALTH_CHECK_GRACE_SECONDS <= t.health_check_grace_seconds <= 300:
-        yield _problem("task.health_check_grace_seconds", t.health_check_grace_seconds,
+        yield _problem(f"{field}.health_check_grace_seconds", t.health_check_grace_seconds,
                        f"use {MIN_HEALTH_CHECK_GRACE_SECONDS} to 300 seconds: a new task may wait for the old task's "
                        f"stop path (deregistration, gateway drain, Chroma stop: {OLD_WRITER_STOP_SECONDS} s at worst) "
                        "before it takes the writer lock, and 300 is "
                        "the most an ECS container health check start period allows")
-    yield from _retention("task.log_retention_days", t.log_retention_days)
-    yield from _collection_size(t)
+    yield from _retention(f"{field}.log_retention_days", t.log_retention_days)
+    yield from _collection_size(field, t)
 
 
 def _load_balancer(c: EnvironmentConfig) -> Iterator[str]:
@@ -219,10 +300,12 @@ def _backup(c: EnvironmentConfig) -> Iterator[str]:
         yield _problem("backup.minute_utc", b.minute_utc, "use a minute from 0 to 59")
     if not 1 <= b.retention_days <= 36500:
         yield _problem("backup.retention_days", b.retention_days, "use 1 to 36500 days")
-    longest = max_write_pause_limit(c.task.upstream_timeout_seconds)
+    # Every node takes its recovery points with the same pause limit: the node draining longest sets the bound.
+    field, task = max(_node_tasks(c), key=lambda item: item[1].upstream_timeout_seconds)
+    longest = max_write_pause_limit(task.upstream_timeout_seconds)
     if longest < 1:
         most = RECOVERY_POINT_MAX_WAIT_SECONDS - RECOVERY_POINT_MARGIN_SECONDS - 1
-        yield _problem("task.upstream_timeout_seconds", c.task.upstream_timeout_seconds,
+        yield _problem(f"{field}.upstream_timeout_seconds", task.upstream_timeout_seconds,
                        f"recovery points need at most {most} s (the node drains writes in flight for this long "
                        "before its copy, within the backup job's wait)")
     elif not 1 <= b.max_write_pause_seconds <= longest:
@@ -247,17 +330,17 @@ def _capacity(c: EnvironmentConfig) -> Iterator[str]:
         yield _problem("capacity.days_to_full_threshold", cap.days_to_full_threshold, "use at least 1 day")
 
 
-def _collection_size(t: TaskConfig) -> Iterator[str]:
+def _collection_size(field: str, t: TaskConfig) -> Iterator[str]:
     from ops.capacity import collections_per_task, estimate
 
     size = t.collection_size
     if size.vectors < 1 or not 1 <= size.dim <= 65_536:
-        yield _problem("task.collection_size", size, "use a positive number of vectors and a dim from 1 to 65536")
+        yield _problem(f"{field}.collection_size", size, "use a positive number of vectors and a dim from 1 to 65536")
     elif t.memory_mib in FARGATE_SIZES.get(t.cpu, ()) and collections_per_task(t.memory_mib, size.vectors,
                                                                                  size.dim) < 1:
         needed = estimate(size.vectors, size.dim).required_task_mib
-        yield _problem("task.collection_size", size, f"a task of {t.memory_mib} MiB cannot hold one such "
-                                                     f"collection in memory: use task.memory_mib of at least "
+        yield _problem(f"{field}.collection_size", size, f"a task of {t.memory_mib} MiB cannot hold one such "
+                                                       f"collection in memory: use {field}.memory_mib of at least "
                                                      f"{needed} (chroma-ops capacity --vectors {size.vectors} "
                                                      f"--dim {size.dim})")
 
@@ -332,6 +415,6 @@ def _retention(field: str, days: int) -> Iterator[str]:
 
 
 _CHECKS: tuple[Callable[[EnvironmentConfig], Iterator[str]], ...] = (
-    _identity, _network, _image, _task, _load_balancer, _tls, _storage, _backup, _capacity, _alarms, _protection,
-    _operations,
+    _identity, _network, _image, _task, _nodes, _load_balancer, _tls, _storage, _backup, _capacity, _alarms,
+    _protection, _operations,
 )

@@ -36,7 +36,7 @@ def main() -> int:
         log.error("invalid settings: %s", error)
         return 2
     supervisor = Supervisor(settings, TokenCache(token_source(settings)),
-                            AccessLog(settings.metrics_namespace, settings.environment))
+                            AccessLog(settings.metrics_namespace, settings.environment, settings.node))
     log.info("gateway starting", extra={"event": "start", "port": settings.port, "upstream": settings.upstream_url,
                                         "environment": settings.environment})
     try:

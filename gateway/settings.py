@@ -55,7 +55,9 @@ ENV_SNAPSHOT_BUDGET_GIB = "GATEWAY_SNAPSHOT_BUDGET_GIB"
 ENV_NODE_TENANTS = "GATEWAY_NODE_TENANTS"
 ENV_TENANTS_ELSEWHERE = "GATEWAY_TENANTS_ELSEWHERE"
 ENV_DEFAULT_NODE = "GATEWAY_DEFAULT_NODE"
+ENV_NODE = "GATEWAY_NODE"
 # Tenants placed on nodes: names the load balancer's path rules can match exactly (no %XX, no case folding).
+NODE_NAME = re.compile(r"^[a-z][a-z0-9-]{1,11}$")
 TENANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,62}$")
 
 
@@ -124,6 +126,8 @@ class Settings:
     node_tenants: tuple[str, ...] = ()
     tenants_elsewhere: tuple[str, ...] = ()
     default_node: bool = True
+    # The node's name: a dimension of its metrics, so each node of an environment has its own alarms.
+    node: str = "primary"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -176,6 +180,7 @@ class Settings:
             node_tenants=_names(env, ENV_NODE_TENANTS),
             tenants_elsewhere=_names(env, ENV_TENANTS_ELSEWHERE),
             default_node=_flag(env, ENV_DEFAULT_NODE, cls.default_node),
+            node=env.get(ENV_NODE, cls.node),
         )
         snapshot_fields = (settings.snapshot_dir, settings.snapshot_bucket, settings.snapshot_prefix,
                            settings.chroma_version)
@@ -188,6 +193,9 @@ class Settings:
         if both := sorted(set(settings.node_tenants) & set(settings.tenants_elsewhere)):
             raise SettingsError(f"tenants {both} are in both {ENV_NODE_TENANTS} and {ENV_TENANTS_ELSEWHERE}: "
                                 "a tenant is placed on exactly one node")
+        if not NODE_NAME.match(settings.node):
+            raise SettingsError(f"{ENV_NODE}={settings.node!r}: use 2-12 characters: lowercase letters, digits and "
+                                "'-', starting with a letter")
         if not settings.default_node and not settings.node_tenants:
             raise SettingsError(f"{ENV_DEFAULT_NODE}=false needs the node's tenants in {ENV_NODE_TENANTS}")
         sources = sum(bool(s) for s in (settings.token_secret_id, settings.token_file, settings.tokens))

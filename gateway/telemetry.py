@@ -53,15 +53,19 @@ class AccessRecord:
 
 
 class AccessLog:
-    def __init__(self, namespace: str, environment: str, stream: IO[str] | None = None) -> None:
+    def __init__(self, namespace: str, environment: str, node: str = "primary", stream: IO[str] | None = None) -> None:
         self._environment_name = environment
+        self._node_name = node
         self._environment = json.dumps(environment)  # pre-encoded for the hand-formatted access lines
+        self._node = json.dumps(node)
         self._stream = stream or sys.stdout
         self._buffer: list[str] = []
         self._namespace = namespace
         self._lock = threading.Lock()  # the access-log thread flushes; the control plane writes node metrics
-        # Per operation, and per environment across operations (what the error and auth alarms watch).
-        self._directive = json.dumps([{"Namespace": namespace, "Dimensions": [["Environment", "Operation"],
+        # Per node and operation (the latency alarms), per node (the error and auth alarms) and per environment
+        # across its nodes (the dashboard's totals).
+        self._directive = json.dumps([{"Namespace": namespace, "Dimensions": [["Environment", "Node", "Operation"],
+                                                                              ["Environment", "Node"],
                                                                               ["Environment"]],
                                        "Metrics": list(METRICS)}], separators=(",", ":"))
 
@@ -73,7 +77,7 @@ class AccessLog:
         latency = round(record.latency_ms, 3)
         self._buffer.append(
             f'{{"_aws":{{"Timestamp":{int(time.time() * 1000)},"CloudWatchMetrics":{self._directive}}},'
-            f'"type":"access","Environment":{self._environment},"Operation":"{record.operation}",'
+            f'"type":"access","Environment":{self._environment},"Node":{self._node},"Operation":"{record.operation}",'
             f'"request_id":{json.dumps(record.request_id)},"client":{json.dumps(record.client)},'
             f'"method":"{record.method}","route":"{record.route}",'
             f'"status":{record.status},"latency_ms":{latency},"bytes_in":{record.bytes_in},'
@@ -90,11 +94,12 @@ class AccessLog:
                 self._stream.flush()
 
     def node_metrics(self, values: Mapping[str, float]) -> None:
-        """One EMF line with the node's metrics (names from NODE_METRICS), per Environment."""
-        directive = [{"Namespace": self._namespace, "Dimensions": [["Environment"]],
+        """One EMF line with the node's metrics (names from NODE_METRICS), per node."""
+        directive = [{"Namespace": self._namespace, "Dimensions": [["Environment", "Node"]],
                       "Metrics": [{"Name": name, "Unit": NODE_METRICS[name]} for name in values]}]
         line = json.dumps({"_aws": {"Timestamp": int(time.time() * 1000), "CloudWatchMetrics": directive},
-                           "type": "node", "Environment": self._environment_name, **values})
+                           "type": "node", "Environment": self._environment_name,
+                           "Node": self._node_name, **values})
         with self._lock:
             self._stream.write(line + "\n")
             self._stream.flush()

@@ -20,9 +20,14 @@ class SettingsError(ValueError):
     """One or more environment variables are missing or malformed; the message names each one."""
 
 
-def powertools_service(environment: str, function: str) -> str:
-    """Powertools' service name of `function` in `environment`, also a dimension of every metric it publishes."""
-    return f"chroma-{environment}-{function}"
+# The node every environment has (cdk_app.config.PRIMARY_NODE; functions are bundled without cdk_app).
+PRIMARY_NODE = "primary"
+
+
+def powertools_service(environment: str, function: str, node: str = PRIMARY_NODE) -> str:
+    """Powertools' service name of `function` in `environment` (for a node's own function, of that node: the
+    primary's keeps the name it had before nodes existed), also a dimension of every metric it publishes."""
+    return f"chroma-{environment}-{function}" + ("" if node == PRIMARY_NODE else f"-{node}")
 
 
 def variable(name: str, *, optional: bool = False) -> Any:

@@ -7,7 +7,7 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from cdk_app.config import EnvironmentConfig
+from cdk_app.config import PRIMARY_NODE, EnvironmentConfig
 from cdk_app.constants import (
     SSM_CLUSTER_NAME,
     SSM_ENDPOINT_URL,
@@ -20,8 +20,10 @@ from cdk_app.constants import (
 )
 from cdk_app.constructs.published import PublishedValues
 from cdk_app.constructs.stateful import removal_policy
-from cdk_app.node.chroma import CLUSTER_LOGICAL_ID, ChromaService
+from cdk_app.node.chroma import ChromaService
+from cdk_app.node.cluster import CLUSTER_LOGICAL_ID, Cluster
 from cdk_app.node.load_balancer import ChromaLoadBalancer
+from cdk_app.node.names import NodeNames
 from cdk_app.node.restore_automation import RestoreAutomation
 from cdk_app.node.restore_task import RestoreTask
 from cdk_app.storage.recovery_points import requests_bucket_name
@@ -31,7 +33,7 @@ from stacks.storage_stack import StorageStack
 
 
 class ComputeStack(cdk.Stack):
-    """The Chroma node (Chroma + gateway on Fargate) behind the load balancer."""
+    """The Chroma nodes (Chroma + gateway on Fargate, one service each) behind the load balancer."""
 
     def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, network: NetworkStack,
                  storage: StorageStack, **kwargs: Any) -> None:
@@ -43,15 +45,18 @@ class ComputeStack(cdk.Stack):
         key = kms.Key.from_key_arn(self, "DataKey", storage.key.key_arn)
         token_secret = secretsmanager.Secret.from_secret_attributes(
             self, "GatewayToken", secret_complete_arn=storage.token_secret.secret_arn, encryption_key=key)
-        self.chroma = ChromaService(
-            self, "Chroma", config=config, vpc=vpc, subnets=network.network.private_subnets,
-            security_group=network.security_groups.task, file_system=storage.file_system,
-            access_point=storage.access_point, recovery_points=storage.recovery_points.access_point,
-            token_secret=token_secret, key=key,
-            removal_policy=removal_policy(config.retain_data))
+        cluster = Cluster(self, "Cluster", vpc=vpc).cluster
+        # One service per node, each on its own file system (one writer per directory: see cdk_app/node/chroma.py).
+        self.nodes = {node.name: ChromaService(
+            self, NodeNames(node.name).construct_id("Chroma"), config=config, node=node, cluster=cluster,
+            subnets=network.network.private_subnets, security_group=network.security_groups.task,
+            file_system=storage.nodes[node.name].file_system, access_point=storage.nodes[node.name].access_point,
+            recovery_points=storage.nodes[node.name].recovery_points, token_secret=token_secret, key=key,
+            removal_policy=removal_policy(config.retain_data)) for node in config.nodes}
+        self.chroma = self.nodes[PRIMARY_NODE]
         self.load_balancer = ChromaLoadBalancer(
             self, "LoadBalancer", config=config, vpc=vpc, security_group=network.security_groups.load_balancer,
-            service=self.chroma.service)
+            nodes=self.nodes)
 
         self.token_rotation = TokenRotation(
             self, "TokenRotation", config=config, vpc=vpc, subnets=network.network.private_subnets,
@@ -62,7 +67,7 @@ class ComputeStack(cdk.Stack):
         self.restore_task = RestoreTask(
             self, "RestoreTask", config=config, runtime_platform=self.chroma.runtime_platform,
             image=self.chroma.gateway_image, file_system=storage.file_system,
-            access_point=storage.recovery_points.restore_access_point, key=key,
+            access_point=storage.nodes[PRIMARY_NODE].restore_access_point, key=key,
             removal_policy=removal_policy(config.retain_data))
 
         self.restore_automation = RestoreAutomation(
@@ -78,9 +83,12 @@ class ComputeStack(cdk.Stack):
         published = PublishedValues(self, "Published", environment=config.name)
         published.publish(SSM_ENDPOINT_URL, self.load_balancer.endpoint_url, "Chroma endpoint (through the gateway)")
         published.publish(SSM_CLUSTER_NAME, self.chroma.cluster.cluster_name, "ECS cluster of the Chroma service")
-        published.publish(SSM_SERVICE_NAME, self.chroma.service.service_name, "ECS service running the Chroma node")
-        published.publish(SSM_LOG_GROUP_NAME, self.chroma.log_group.log_group_name,
-                          "CloudWatch Logs group of the Chroma and gateway containers")
+        for name, node in self.nodes.items():
+            names = NodeNames(name)
+            published.publish(names.parameter(SSM_SERVICE_NAME), node.service.service_name,
+                              "ECS service running the Chroma node" + names.of_node)
+            published.publish(names.parameter(SSM_LOG_GROUP_NAME), node.log_group.log_group_name,
+                              "CloudWatch Logs group of the Chroma and gateway containers" + names.of_node)
         published.publish(SSM_PREVIOUS_TOKEN_GRACE_SECONDS, str(config.previous_token_grace_minutes * 60),
                           "Seconds the gateway still accepts the previous token after a rotation (clients re-read "
                           "the token more often than this)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import aws_cdk as cdk
 from aws_cdk import aws_ssm as ssm
 from constructs import Construct
@@ -15,8 +17,8 @@ class PublishedValues(Construct):
         self._prefix = ssm_parameter_prefix(environment)
 
     def publish(self, name: str, value: str, description: str) -> None:
-        """`name` is the SSM parameter's last path segment; the output id is its CamelCase form."""
-        output_id = "".join(part.capitalize() for part in name.split("-"))
+        """`name` is the SSM parameter's path under the prefix; the output id is its CamelCase form."""
+        output_id = "".join(part.capitalize() for part in re.split(r"[-/]", name))
         cdk.CfnOutput(cdk.Stack.of(self), output_id, value=value, description=description)
         ssm.StringParameter(self, output_id, parameter_name=f"{self._prefix}/{name}", string_value=value,
                             description=description)

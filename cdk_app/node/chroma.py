@@ -19,7 +19,7 @@ from aws_cdk import aws_logs as logs
 from aws_cdk import aws_secretsmanager as secretsmanager
 from constructs import Construct
 
-from cdk_app.config import CpuArchitecture, EnvironmentConfig
+from cdk_app.config import PRIMARY_NODE, CpuArchitecture, EnvironmentConfig, NodeConfig, TaskConfig
 from cdk_app.constants import (
     CHROMA_CONFIG_PATH,
     CHROMA_DATA_PATH,
@@ -30,27 +30,43 @@ from cdk_app.constants import (
     GATEWAY_PORT,
     GATEWAY_STOP_TIMEOUT_SECONDS,
     NODE_START_PATH,
-    RECOVERY_POINT_PREFIX,
     log_group_name,
+    recovery_point_prefix,
     writer_lock_wait_seconds,
 )
 from cdk_app.constructs.stateful import pin_logical_id
 from cdk_app.log_retention import retention
 from cdk_app.nag import acknowledge, acknowledge_image_pull
+from cdk_app.node.names import NodeNames
 from cdk_app.storage.recovery_points import NodePrefix, requests_bucket_name
 from gateway import settings as gw
 from ops.capacity import collections_per_task
 
 
-def index_cache_capacity(config: EnvironmentConfig) -> int:
+def index_cache_capacity(task: TaskConfig) -> int:
     """How many collections of the configured size the task holds in memory (validation ensures at least one)."""
-    size = config.task.collection_size
-    return collections_per_task(config.task.memory_mib, size.vectors, size.dim)
+    size = task.collection_size
+    return collections_per_task(task.memory_mib, size.vectors, size.dim)
 
 
 def alb_idle_timeout_seconds(config: EnvironmentConfig) -> int:
-    """Longer than the gateway's upstream timeout, so the gateway answers (504) before the ALB gives up."""
-    return config.task.upstream_timeout_seconds + 10
+    """Longer than every node's upstream timeout, so a gateway answers (504) before the ALB gives up."""
+    return max(config.node_task(node).upstream_timeout_seconds for node in config.nodes) + 10
+
+
+def placement_environment(config: EnvironmentConfig, node: NodeConfig) -> dict[str, str]:
+    """The gateway's tenant placement (gateway/haproxy_config._placement): the tenants placed on this node and on
+    the others. Nothing for a lone primary node, whose template stays as it was before nodes existed."""
+    elsewhere = sorted(tenant for tenant, owner in config.tenant_placement.items() if owner != node.name)
+    variables = {}
+    if node.tenants:
+        variables[gw.ENV_NODE_TENANTS] = ",".join(node.tenants)
+    if elsewhere:
+        variables[gw.ENV_TENANTS_ELSEWHERE] = ",".join(elsewhere)
+    if node.name != PRIMARY_NODE:
+        variables[gw.ENV_NODE] = node.name
+        variables[gw.ENV_DEFAULT_NODE] = "false"
+    return variables
 
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -68,7 +84,6 @@ RECOVERY_POINTS_PATH = "/recovery-points"
 INDEX_CACHE_ENV = "CHROMA_SEGMENT_MANAGER__HNSW_INDEX_POOL_CACHE_CONFIG__MEMORY__CAPACITY"
 # Measurement tools beside the gateway's code, which need chromadb: not shipped in the image.
 GATEWAY_DEVELOPMENT_TOOLS = ("bench.py", "floods.py", "crash_trials.py", "node_speed.py")
-CLUSTER_LOGICAL_ID = "ChromaCluster1A5F5483"
 CHROMA_CONTAINER = "chroma"
 GATEWAY_CONTAINER = "gateway"
 
@@ -79,26 +94,29 @@ _ARCHITECTURE = {
 
 
 class ChromaService(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, vpc: ec2.IVpc,
-                 subnets: ec2.SubnetSelection, security_group: ec2.ISecurityGroup, file_system: efs.IFileSystem,
-                 access_point: efs.IAccessPoint, recovery_points: efs.IAccessPoint,
+    """One node: its own service, task, log group and file system; the cluster is the environment's."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, node: NodeConfig,
+                 cluster: ecs.Cluster, subnets: ec2.SubnetSelection, security_group: ec2.ISecurityGroup,
+                 file_system: efs.IFileSystem, access_point: efs.IAccessPoint, recovery_points: efs.IAccessPoint,
                  token_secret: secretsmanager.ISecret, key: kms.IKey, removal_policy: cdk.RemovalPolicy) -> None:
         super().__init__(scope, construct_id)
-        cpu_architecture, platform = _ARCHITECTURE[config.task.architecture]
-        self.cluster = ecs.Cluster(self, "Cluster", vpc=vpc, container_insights_v2=ecs.ContainerInsights.ENHANCED)
-        # The ids CDK generated at the first deploy, pinned: a moved or renamed construct must never make
-        # CloudFormation create a second service (two Chroma writers) before deleting the first.
-        pin_logical_id(self.cluster, CLUSTER_LOGICAL_ID)
-        self.log_group = logs.LogGroup(self, "Logs", log_group_name=log_group_name(config.name, "node"),
-                                       retention=retention(config.task.log_retention_days),
+        names = NodeNames(node.name)
+        task = config.node_task(node)
+        cpu_architecture, platform = _ARCHITECTURE[task.architecture]
+        self.node_name = node.name
+        self.cluster = cluster
+        self.log_group = logs.LogGroup(self, "Logs", log_group_name=log_group_name(config.name,
+                                                                                   names.qualified("node")),
+                                       retention=retention(task.log_retention_days),
                                        encryption_key=key, removal_policy=removal_policy)
 
         self.runtime_platform = ecs.RuntimePlatform(cpu_architecture=cpu_architecture,
                                                     operating_system_family=ecs.OperatingSystemFamily.LINUX)
         self.task_definition = ecs.FargateTaskDefinition(
             self, "Task",
-            cpu=config.task.cpu,
-            memory_limit_mib=config.task.memory_mib,
+            cpu=task.cpu,
+            memory_limit_mib=task.memory_mib,
             runtime_platform=self.runtime_platform,
             volumes=[ecs.Volume(name=DATA_VOLUME, efs_volume_configuration=ecs.EfsVolumeConfiguration(
                 file_system_id=file_system.file_system_id,
@@ -122,7 +140,7 @@ class ChromaService(Construct):
                 access_point.access_point_arn, recovery_points.access_point_arn]}},
         ))
         # Recovery points: read the backup job's request, read and write the answers (gateway/snapshot_requests.py).
-        prefix = NodePrefix(config.name)
+        prefix = NodePrefix(config.name, node.name)
         requests_bucket = requests_bucket_name(config.name)
         task_role.add_to_principal_policy(iam.PolicyStatement(
             actions=["s3:GetObject"], resources=[prefix.request_arn, prefix.answers_arn]))
@@ -146,7 +164,7 @@ class ChromaService(Construct):
                                          "kms:EncryptionContext:SecretARN": token_secret.secret_arn}},
         ))
 
-        lock_wait = writer_lock_wait_seconds(config.task.health_check_grace_seconds)
+        lock_wait = writer_lock_wait_seconds(task.health_check_grace_seconds)
         self.chroma = self.task_definition.add_container(
             CHROMA_CONTAINER,
             image=ecs.ContainerImage.from_asset(
@@ -163,10 +181,10 @@ class ChromaService(Construct):
                 # ... then for the gateway's start check of the directory: longer than the grace, the load
                 # balancer's health checks would stop the task anyway.
                 "NODE_START_DIR": NODE_START_PATH,
-                "START_CHECK_WAIT_SECONDS": str(config.task.health_check_grace_seconds),
+                "START_CHECK_WAIT_SECONDS": str(task.health_check_grace_seconds),
                 # Bounded memory: Chroma keeps at most this many collections' indexes loaded, as many as the task
                 # holds at task.collection_size (the capacity model); others load from EFS when used.
-                INDEX_CACHE_ENV: str(index_cache_capacity(config)),
+                INDEX_CACHE_ENV: str(index_cache_capacity(task)),
             },
             essential=True,
             logging=ecs.LogDrivers.aws_logs(stream_prefix=CHROMA_CONTAINER, log_group=self.log_group),
@@ -186,7 +204,7 @@ class ChromaService(Construct):
             environment={
                 gw.ENV_PORT: str(GATEWAY_PORT),
                 gw.ENV_UPSTREAM_URL: f"http://{CHROMA_LISTEN_ADDRESS}:{CHROMA_PORT}",
-                gw.ENV_UPSTREAM_TIMEOUT_SECONDS: str(config.task.upstream_timeout_seconds),
+                gw.ENV_UPSTREAM_TIMEOUT_SECONDS: str(task.upstream_timeout_seconds),
                 gw.ENV_MAX_BODY_BYTES: str(CHROMA_MAX_PAYLOAD_BYTES),
                 gw.ENV_TOKEN_SECRET_ID: token_secret.secret_arn,
                 gw.ENV_DRAIN_SECONDS: str(GATEWAY_STOP_TIMEOUT_SECONDS - 5),
@@ -204,18 +222,19 @@ class ChromaService(Construct):
                 # Recovery points: copied beside the directory while writes are held, on the backup job's request.
                 gw.ENV_SNAPSHOT_DIR: RECOVERY_POINTS_PATH,
                 gw.ENV_SNAPSHOT_BUCKET: requests_bucket,
-                gw.ENV_SNAPSHOT_PREFIX: RECOVERY_POINT_PREFIX,
+                gw.ENV_SNAPSHOT_PREFIX: recovery_point_prefix(node.name),
                 gw.ENV_CHROMA_VERSION: config.chroma_image.tag,
                 gw.ENV_SNAPSHOT_MAX_PAUSE_SECONDS: str(config.backup.max_write_pause_seconds),
                 # A copy that would take the file system past its budget is refused (the backup fails loudly).
                 gw.ENV_SNAPSHOT_BUDGET_GIB: str(config.capacity.budget_gib),
+                **placement_environment(config, node),
             },
             essential=True,
             port_mappings=[ecs.PortMapping(container_port=GATEWAY_PORT, protocol=ecs.Protocol.TCP)],
             health_check=ecs.HealthCheck(
                 command=["CMD", "python", "-m", "gateway.healthcheck"],
                 interval=cdk.Duration.seconds(10), timeout=cdk.Duration.seconds(5), retries=3,
-                start_period=cdk.Duration.seconds(config.task.health_check_grace_seconds)),
+                start_period=cdk.Duration.seconds(task.health_check_grace_seconds)),
             logging=ecs.LogDrivers.aws_logs(stream_prefix=GATEWAY_CONTAINER, log_group=self.log_group),
             readonly_root_filesystem=True,
             stop_timeout=cdk.Duration.seconds(GATEWAY_STOP_TIMEOUT_SECONDS),
@@ -232,7 +251,7 @@ class ChromaService(Construct):
 
         self.service = ecs.FargateService(
             self, "Service",
-            cluster=self.cluster,
+            cluster=cluster,
             task_definition=self.task_definition,
             desired_count=1,
             min_healthy_percent=0,
@@ -243,12 +262,14 @@ class ChromaService(Construct):
             assign_public_ip=False,
             vpc_subnets=subnets,
             security_groups=[security_group],
-            health_check_grace_period=cdk.Duration.seconds(config.task.health_check_grace_seconds),
+            health_check_grace_period=cdk.Duration.seconds(task.health_check_grace_seconds),
             propagate_tags=ecs.PropagatedTagSource.SERVICE,
             enable_execute_command=False,
         )
-        pin_logical_id(self.service, "ChromaServiceA3FE004D")
-        pin_logical_id(self.task_definition, "ChromaTask6B15C82C")
+        # The ids CDK generated at the first deploy, pinned: a moved or renamed construct must never make
+        # CloudFormation create a second service (two Chroma writers) before deleting the first.
+        pin_logical_id(self.service, names.logical_id("Service"))
+        pin_logical_id(self.task_definition, names.logical_id("Task"))
 
         acknowledge(self.task_definition, {
             "AwsSolutions-ECS2": "The environment variables hold only non-secret settings (ports, paths, the "

@@ -1,4 +1,5 @@
-"""The load balancer in front of the gateway: HTTPS when configured (HTTP redirected), access logs to S3."""
+"""The load balancer in front of the nodes' gateways: HTTPS when configured (HTTP redirected), access logs to S3, one
+target group per node and the listener rules that route each placed tenant to its node (cdk_app/node/routing.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from aws_cdk import aws_route53_targets as route53_targets
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from cdk_app.config import EnvironmentConfig
+from cdk_app.config import PRIMARY_NODE, EnvironmentConfig
 from cdk_app.constants import (
     ALB_DEREGISTRATION_DELAY_SECONDS,
     GATEWAY_PORT,
@@ -21,12 +22,14 @@ from cdk_app.constants import (
 )
 from cdk_app.constructs.stateful import pin_logical_id
 from cdk_app.nag import acknowledge
-from cdk_app.node.chroma import GATEWAY_CONTAINER, alb_idle_timeout_seconds
+from cdk_app.node.chroma import GATEWAY_CONTAINER, ChromaService, alb_idle_timeout_seconds
+from cdk_app.node.names import NodeNames, pascal
+from cdk_app.node.routing import routing_rules
 
 
 class ChromaLoadBalancer(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, vpc: ec2.IVpc,
-                 security_group: ec2.ISecurityGroup, service: ecs.FargateService) -> None:
+                 security_group: ec2.ISecurityGroup, nodes: dict[str, ChromaService]) -> None:
         super().__init__(scope, construct_id)
         lb_config = config.load_balancer
         self.access_logs = s3.Bucket(
@@ -61,31 +64,42 @@ class ChromaLoadBalancer(Construct):
         pin_logical_id(self.alb, "LoadBalancerAlb240B1141")  # its DNS name is every client's endpoint
         self.alb.log_access_logs(self.access_logs, prefix="alb")
 
-        target = service.load_balancer_target(container_name=GATEWAY_CONTAINER, container_port=GATEWAY_PORT)
-        targets = elbv2.ApplicationTargetGroup(
-            self, "Gateway",
+        self.target_groups = {name: self._target_group(vpc, name, service.service)
+                              for name, service in nodes.items()}
+        self.target_group = self.target_groups[PRIMARY_NODE]
+        self.listener = self._listener(config, self.target_group)
+        for rule in routing_rules(config):
+            elbv2.ApplicationListenerRule(
+                self, f"Route{pascal(rule.node)}{rule.index}", listener=self.listener, priority=rule.priority,
+                conditions=[elbv2.ListenerCondition.path_patterns(list(rule.patterns))],
+                target_groups=[self.target_groups[rule.node]])
+
+    def _target_group(self, vpc: ec2.IVpc, node: str, service: ecs.FargateService) -> elbv2.ApplicationTargetGroup:
+        return elbv2.ApplicationTargetGroup(
+            self, NodeNames(node).construct_id("Gateway"),
             vpc=vpc,
             port=GATEWAY_PORT,
             protocol=elbv2.ApplicationProtocol.HTTP,
             target_type=elbv2.TargetType.IP,
-            targets=[target],
+            targets=[service.load_balancer_target(container_name=GATEWAY_CONTAINER, container_port=GATEWAY_PORT)],
             deregistration_delay=cdk.Duration.seconds(ALB_DEREGISTRATION_DELAY_SECONDS),
             health_check=elbv2.HealthCheck(
                 path=GATEWAY_READINESS_PATH, healthy_http_codes="200", interval=cdk.Duration.seconds(10),
                 timeout=cdk.Duration.seconds(5), healthy_threshold_count=2, unhealthy_threshold_count=3),
         )
-        self.target_group = targets
 
+    def _listener(self, config: EnvironmentConfig,
+                  primary: elbv2.ApplicationTargetGroup) -> elbv2.ApplicationListener:
+        """The listener clients reach; its default action is the primary node."""
         if config.tls is None:
-            self.alb.add_listener("Http", port=HTTP_PORT, protocol=elbv2.ApplicationProtocol.HTTP, open=False,
-                                  default_target_groups=[targets])
             self.endpoint_url = f"http://{self.alb.load_balancer_dns_name}"
-            return
-        self.alb.add_listener(
+            return self.alb.add_listener("Http", port=HTTP_PORT, protocol=elbv2.ApplicationProtocol.HTTP,
+                                         open=False, default_target_groups=[primary])
+        listener = self.alb.add_listener(
             "Https", port=HTTPS_PORT, protocol=elbv2.ApplicationProtocol.HTTPS, open=False,
             certificates=[elbv2.ListenerCertificate.from_arn(config.tls.certificate_arn)],
             ssl_policy=elbv2.SslPolicy.RECOMMENDED_TLS,
-            default_target_groups=[targets])
+            default_target_groups=[primary])
         self.alb.add_listener(
             "HttpRedirect", port=HTTP_PORT, protocol=elbv2.ApplicationProtocol.HTTP, open=False,
             default_action=elbv2.ListenerAction.redirect(protocol="HTTPS", port=str(HTTPS_PORT), permanent=True))
@@ -95,3 +109,4 @@ class ChromaLoadBalancer(Construct):
                 self, "Zone", hosted_zone_id=config.tls.hosted_zone_id, zone_name=config.tls.hosted_zone_name)
             route53.ARecord(self, "Alias", zone=zone, record_name=config.tls.domain_name,
                             target=route53.RecordTarget.from_alias(route53_targets.LoadBalancerTarget(self.alb)))
+        return listener

@@ -1,4 +1,5 @@
-"""The metrics of one environment, from every source (ALB, ECS, gateway EMF, EFS, the checks), in one place."""
+"""The metrics of one node of an environment, from every source (ALB, ECS, gateway EMF, EFS, the checks), in one
+place; `environment_wide` metrics (the load balancer, the token) are the same for every node."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ MIN_REQUESTS_FOR_RATE = 20
 @dataclass(frozen=True)
 class ServiceMetrics:
     environment: str
+    node: str
     load_balancer: elbv2.IApplicationLoadBalancer
     target_group: elbv2.IApplicationTargetGroup
     service: ecs.FargateService
@@ -57,6 +59,10 @@ class ServiceMetrics:
     def response_time(self, statistic: str) -> cloudwatch.IMetric:
         return self.load_balancer.metrics.target_response_time(period=FIVE_MINUTES, statistic=statistic)
 
+    def target_response_time(self, statistic: str) -> cloudwatch.IMetric:
+        """The node's own response time (its target group's)."""
+        return self.target_group.metrics.target_response_time(period=FIVE_MINUTES, statistic=statistic)
+
     def healthy_targets(self) -> cloudwatch.IMetric:
         return self.target_group.metrics.healthy_host_count(period=ONE_MINUTE, statistic="Minimum")
 
@@ -75,11 +81,19 @@ class ServiceMetrics:
 
     # gateway (EMF)
     def gateway(self, name: str, statistic: str, operation: str | None = None) -> cloudwatch.IMetric:
-        dimensions = {"Environment": self.environment}
+        """The node's gateway (gateway/telemetry.py publishes per node, per node and operation, and per
+        environment)."""
+        dimensions = {"Environment": self.environment, "Node": self.node}
         if operation is not None:
             dimensions["Operation"] = operation
         return cloudwatch.Metric(namespace=GATEWAY_NAMESPACE, metric_name=name, dimensions_map=dimensions,
                                  period=FIVE_MINUTES, statistic=statistic)
+
+    def gateway_total(self, name: str, statistic: str) -> cloudwatch.IMetric:
+        """Every node's gateway together."""
+        return cloudwatch.Metric(namespace=GATEWAY_NAMESPACE, metric_name=name,
+                                 dimensions_map={"Environment": self.environment}, period=FIVE_MINUTES,
+                                 statistic=statistic, label=f"{name} (all nodes)")
 
     # EFS
     def efs(self, name: str, statistic: str, period: cdk.Duration = FIVE_MINUTES) -> cloudwatch.IMetric:
@@ -91,7 +105,8 @@ class ServiceMetrics:
     def capacity(self, name: str, statistic: str = "Maximum") -> cloudwatch.IMetric:
         return cloudwatch.Metric(namespace=capacity_function.METRICS_NAMESPACE, metric_name=name,
                                  dimensions_map={"Environment": self.environment,
-                                                 "service": capacity_function.service_name(self.environment)},
+                                                 "service": capacity_function.service_name(self.environment,
+                                                                                           self.node)},
                                  period=self.check_period, statistic=statistic)
 
     def restarts_suppressed(self) -> cloudwatch.IMetric:
@@ -110,7 +125,8 @@ class ServiceMetrics:
         """The backup job's RecoveryPointFailed and RecoveryPointStarted (lambdas/recovery_point)."""
         return cloudwatch.Metric(namespace=recovery_point_function.METRICS_NAMESPACE, metric_name=name,
                                  dimensions_map={"Environment": self.environment,
-                                                 "service": recovery_point_function.service_name(self.environment)},
+                                                 "service": recovery_point_function.service_name(self.environment,
+                                                                                                 self.node)},
                                  period=period, statistic=statistic)
 
     def rotation_step(self, name: str, step: str) -> cloudwatch.IMetric:

@@ -1,9 +1,9 @@
-"""Where quiesced recovery points live (issue #12): a directory beside the node's on the same file system, and the
-S3 bucket through which the backup job asks the node for one and reads its answer (gateway/snapshot_protocol.py).
+"""Where quiesced recovery points live (issue #12): a directory beside the node's on its file system (its access point
+is in storage/file_system.py), and the S3 bucket through which the backup job asks the node for one and reads its
+answer (gateway/snapshot_protocol.py).
 
-The directory has its own access point (a node's access point roots it in its own directory); AWS Backup keeps
-the whole file system, so every recovery point it holds contains the latest quiesced copy. The bucket holds only
-small JSON requests and answers, kept 90 days.
+AWS Backup keeps the whole file system, so every recovery point it holds contains the latest quiesced copy. The
+bucket holds only small JSON requests and answers, kept 90 days.
 """
 
 from __future__ import annotations
@@ -11,13 +11,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import aws_cdk as cdk
-from aws_cdk import aws_efs as efs
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
-from cdk_app.constants import EFS_POSIX_GID, EFS_POSIX_UID, RECOVERY_POINT_PREFIX, RECOVERY_POINTS_ROOT
-from cdk_app.constructs.stateful import pin_logical_id
+from cdk_app.config import PRIMARY_NODE
+from cdk_app.constants import recovery_point_prefix
 from cdk_app.nag import acknowledge
 from gateway.snapshot_protocol import request_key, result_key
 
@@ -42,6 +41,11 @@ class NodePrefix:
     """The node's prefix of the requests bucket (gateway/snapshot_protocol.py): the ARNs each party is granted."""
 
     environment: str
+    node: str = PRIMARY_NODE
+
+    @property
+    def prefix(self) -> str:
+        return recovery_point_prefix(self.node)
 
     @property
     def bucket_arn(self) -> str:
@@ -49,43 +53,31 @@ class NodePrefix:
 
     @property
     def request_arn(self) -> str:
-        return f"{self.bucket_arn}/{request_key(RECOVERY_POINT_PREFIX)}"
+        return f"{self.bucket_arn}/{request_key(self.prefix)}"
 
     @property
     def answers_arn(self) -> str:
         """The node's answers: one object per recovery point or restore id."""
-        return f"{self.bucket_arn}/{result_key(RECOVERY_POINT_PREFIX, '*')}"
+        return f"{self.bucket_arn}/{result_key(self.prefix, '*')}"
 
     @property
     def answers_finding(self) -> str:
         """The cdk-nag finding the answers' wildcard raises, as cdk-nag renders it."""
         bucket = requests_bucket_name(self.environment, "<AWS::AccountId>", "<AWS::Region>")
-        answers = result_key(RECOVERY_POINT_PREFIX, "*")
+        answers = result_key(self.prefix, "*")
         return f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{bucket}/{answers}]"
 
     def list_statement(self) -> iam.PolicyStatement:
         """Listing, only under the node's prefix, makes a missing answer a 404 rather than a 403."""
         return iam.PolicyStatement(actions=["s3:ListBucket"], resources=[self.bucket_arn],
-                                   conditions={"StringLike": {"s3:prefix": f"{RECOVERY_POINT_PREFIX}/*"}})
+                                   conditions={"StringLike": {"s3:prefix": f"{self.prefix}/*"}})
 
 
-class RecoveryPointStore(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, environment: str,
-                 file_system: efs.FileSystem) -> None:
+class RecoveryPointRequests(Construct):
+    """The environment's requests bucket, shared by its nodes (each under its own prefix)."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, environment: str) -> None:
         super().__init__(scope, construct_id)
-        self.access_point = file_system.add_access_point(
-            "RecoveryPoints",
-            path=RECOVERY_POINTS_ROOT,
-            create_acl=efs.Acl(owner_uid=str(EFS_POSIX_UID), owner_gid=str(EFS_POSIX_GID), permissions="750"),
-            posix_user=efs.PosixUser(uid=str(EFS_POSIX_UID), gid=str(EFS_POSIX_GID)),
-        )
-        pin_logical_id(self.access_point, "ChromaRecoveryPointsAccessPoint")
-        # The restore's swap (gateway.restore_swap, run as a one-off task by chroma-ops restore) renames the node's
-        # directory and the restored copy, which AWS Backup puts at the file system's root, and gives the copy the
-        # node's owner: it needs the root, as root. Only the restore task's role may mount through it.
-        self.restore_access_point = file_system.add_access_point(
-            "Restore", path="/", posix_user=efs.PosixUser(uid="0", gid="0"))
-        pin_logical_id(self.restore_access_point, "ChromaRestoreAccessPoint")
         self.requests = s3.Bucket(
             self, "Requests",
             bucket_name=requests_bucket_name(environment),

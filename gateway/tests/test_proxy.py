@@ -167,8 +167,9 @@ def test_access_log_has_one_emf_line_per_request(chroma: Server, start_gateway: 
     assert query["route"] == "/api/v2/tenants/{tenant}/databases/{database}/collections/{collection}/query"
     assert query["status"] == 200 and query["Latency"] > 0 and query["bytes_in"] > 0 and query["bytes_out"] > 0
     directive = query["_aws"]["CloudWatchMetrics"][0]
-    assert directive["Dimensions"] == [["Environment", "Operation"], ["Environment"]]
-    assert query["Environment"] == "test"
+    assert directive["Dimensions"] == [["Environment", "Node", "Operation"], ["Environment", "Node"],
+                                       ["Environment"]]
+    assert query["Environment"] == "test" and query["Node"] == "primary"
     assert {m["Name"] for m in directive["Metrics"]} == {"Latency", "Requests", "Status4xx", "Status5xx",
                                                           "AuthFailures"}
     refused = next(line for line in lines if line["request_id"] == "req-42")

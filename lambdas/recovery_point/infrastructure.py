@@ -13,15 +13,15 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from constructs import Construct
 
-from cdk_app.config import EnvironmentConfig
+from cdk_app.config import EnvironmentConfig, NodeConfig
 from cdk_app.constants import (
     RECOVERY_POINT_JOB_TIMEOUT_SECONDS,
-    RECOVERY_POINT_PREFIX,
     log_group_name,
     recovery_point_wait_seconds,
 )
 from cdk_app.constructs.scheduled_function import ScheduledFunction
 from cdk_app.nag import acknowledge
+from cdk_app.node.names import NodeNames
 from cdk_app.storage.recovery_points import (
     RECOVERY_POINTS_ARN,
     RECOVERY_POINTS_FINDING,
@@ -35,33 +35,38 @@ PROTOCOL_FILES = ("gateway/__init__.py", "gateway/snapshot_protocol.py")
 
 
 class RecoveryPointJob(ScheduledFunction):
-    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, file_system_arn: str,
-                 vault_name: str, vault_arn: str, backup_role_arn: str, key: kms.IKey,
+    """One per node (each waits up to 14 minutes for its node, so one job cannot serve several)."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, node: NodeConfig,
+                 file_system_arn: str, vault_name: str, vault_arn: str, backup_role_arn: str, key: kms.IKey,
                  removal_policy: cdk.RemovalPolicy) -> None:
         bucket = requests_bucket_name(config.name)
         b = config.backup
+        names = NodeNames(node.name)
+        task = config.node_task(node)
+        prefix = NodePrefix(config.name, node.name)
         super().__init__(
             scope, construct_id, unit="recovery_point",
-            description=f"Chroma {config.name}: a quiesced recovery point from the node, kept by AWS Backup",
-            service=runtime.service_name(config.name),
+            description=f"Chroma {config.name}: a quiesced recovery point from the node, kept by AWS Backup"
+                        + names.of_node,
+            service=runtime.service_name(config.name, node.name),
             schedule=events.Schedule.cron(hour=str(b.hour_utc), minute=str(b.minute_utc)),
             environment={
                 runtime.ENV_CONTROL_BUCKET: bucket,
-                runtime.ENV_NODE_PREFIX: RECOVERY_POINT_PREFIX,
+                runtime.ENV_NODE_PREFIX: prefix.prefix,
                 runtime.ENV_FILE_SYSTEM_ARN: file_system_arn,
                 runtime.ENV_BACKUP_VAULT_NAME: vault_name,
                 runtime.ENV_BACKUP_ROLE_ARN: backup_role_arn,
                 runtime.ENV_RETENTION_DAYS: str(b.retention_days),
                 runtime.ENV_ANSWER_WAIT_SECONDS: str(recovery_point_wait_seconds(
-                    config.task.upstream_timeout_seconds, b.max_write_pause_seconds)),
+                    task.upstream_timeout_seconds, b.max_write_pause_seconds)),
                 runtime.ENV_ENVIRONMENT: config.name,
             },
-            log_group_name=log_group_name(config.name, "recovery-point"),
-            log_retention_days=config.task.log_retention_days, log_key=key, removal_policy=removal_policy,
+            log_group_name=log_group_name(config.name, names.qualified("recovery-point")),
+            log_retention_days=task.log_retention_days, log_key=key, removal_policy=removal_policy,
             timeout_seconds=RECOVERY_POINT_JOB_TIMEOUT_SECONDS,
             # A failed run has already asked the node once; the alarm, not a silent retry, handles it.
             retry=False, bundled_files=PROTOCOL_FILES)
-        prefix = NodePrefix(config.name)
         self.function.add_to_role_policy(iam.PolicyStatement(actions=["s3:PutObject"],
                                                              resources=[prefix.request_arn]))
         self.function.add_to_role_policy(iam.PolicyStatement(actions=["s3:GetObject"],

@@ -111,8 +111,10 @@ def test_alarm_metrics_match_what_the_functions_and_gateway_emit(synthesized: Sy
     age = found["rotation-overdue"]
     assert {"Name": "service", "Value": "chroma-prod-token-age"} in age["Dimensions"]
     gateway_5xx = found["gateway-5xx"]
-    assert gateway_5xx["Namespace"] == "ChromaGateway" and gateway_5xx["Dimensions"] == [
-        {"Name": "Environment", "Value": "prod"}]
+    # Per node: gateway/telemetry.py publishes access metrics per (Environment, Node) and node metrics likewise.
+    per_node = [{"Name": "Environment", "Value": "prod"}, {"Name": "Node", "Value": "primary"}]
+    assert gateway_5xx["Namespace"] == "ChromaGateway" and gateway_5xx["Dimensions"] == per_node
+    assert found["index-memory-high"]["Dimensions"] == per_node
     functions = resources(synthesized.template_json("prod", "Observability"), "AWS::Lambda::Function")
     services = {f["Properties"]["Environment"]["Variables"]["POWERTOOLS_SERVICE_NAME"] for f in functions.values()}
     assert services == {"chroma-prod-capacity", "chroma-prod-token-age", "chroma-prod-recovery-point"}

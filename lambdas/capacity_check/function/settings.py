@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from lambdas.env_settings import powertools_service, read_settings, variable
+from lambdas.env_settings import PRIMARY_NODE, powertools_service, read_settings, variable
 
 ENV_FILE_SYSTEM_ID = "FILE_SYSTEM_ID"
 ENV_BUDGET_GIB = "CAPACITY_BUDGET_GIB"
@@ -17,8 +17,8 @@ METRICS_NAMESPACE = "ChromaCapacity"
 METRIC_NAMES = ("UsedBytes", "UsedPercentOfBudget", "GrowthBytesPerDay", "DaysUntilFull", "DataToMemoryPercent")
 
 
-def service_name(environment: str) -> str:
-    return powertools_service(environment, "capacity")
+def service_name(environment: str, node: str = PRIMARY_NODE) -> str:
+    return powertools_service(environment, "capacity", node)
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from lambdas.env_settings import powertools_service, read_settings, variable
+from lambdas.env_settings import PRIMARY_NODE, powertools_service, read_settings, variable
 
 ENV_CONTROL_BUCKET = "CONTROL_BUCKET"
 ENV_NODE_PREFIX = "NODE_PREFIX"
@@ -24,8 +24,8 @@ METRICS = (FAILED_METRIC, STARTED_METRIC, PAUSE_METRIC)
 POLL_SECONDS = 5.0
 
 
-def service_name(environment: str) -> str:
-    return powertools_service(environment, "recovery-point")
+def service_name(environment: str, node: str = PRIMARY_NODE) -> str:
+    return powertools_service(environment, "recovery-point", node)
 
 
 @dataclass(frozen=True)
