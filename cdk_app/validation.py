@@ -53,7 +53,8 @@ ALB_RULES_PER_LISTENER = 100
 ALB_VALUES_PER_RULE = 5
 ROUTING_VALUES_PER_TENANT = 2  # /api/v2/tenants/<t> and /api/v2/tenants/<t>/*
 TENANTS_PER_RULE = ALB_VALUES_PER_RULE // ROUTING_VALUES_PER_TENANT
-MAX_ROUTED_TENANTS = ALB_RULES_PER_LISTENER * TENANTS_PER_RULE
+# One rule per node routes the requests that name their node (X-Chroma-Node); the rest route tenants.
+MAX_ROUTED_TENANTS = (ALB_RULES_PER_LISTENER - MAX_NODES) * TENANTS_PER_RULE
 CHROMA_DEFAULT_TENANT = "default_tenant"
 
 _ENV_NAME = re.compile(r"^[a-z][a-z0-9-]{1,15}$")
@@ -186,7 +187,8 @@ def _nodes(c: EnvironmentConfig) -> Iterator[str]:
         yield _problem("nodes.tenants", routed,
                        f"place at most {MAX_ROUTED_TENANTS} tenants on nodes other than {PRIMARY_NODE!r}: each takes "
                        f"{ROUTING_VALUES_PER_TENANT} path patterns, a load balancer rule holds "
-                       f"{ALB_VALUES_PER_RULE} and a listener {ALB_RULES_PER_LISTENER} rules (AWS quotas)")
+                       f"{ALB_VALUES_PER_RULE} and a listener {ALB_RULES_PER_LISTENER} rules (AWS quotas), "
+                       f"{MAX_NODES} of them for addressing nodes")
 
 
 def _budget(field: str, budget: VectorBudget, task: TaskConfig,

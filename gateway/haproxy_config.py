@@ -14,7 +14,7 @@ import json
 from http import HTTPStatus
 from pathlib import Path
 
-from gateway.settings import LIVENESS_PATH, READINESS_PATH, Settings
+from gateway.settings import LIVENESS_PATH, NODE_HEADER, READINESS_PATH, Settings
 
 TOKENS_MAP = "tokens.map"
 # Path fragments (`/collections/<id>`) of the collections the start check quarantined (gateway.node_start).
@@ -24,6 +24,11 @@ MODE_MAP = "mode.map"
 # Tenant placement (several nodes): the tenants placed on this node, and those placed on others.
 TENANTS_HERE_MAP = "tenants-here.map"
 TENANTS_ELSEWHERE_MAP = "tenants-elsewhere.map"
+# A tenant move (gateway.tenant_moves): tenants whose writes are held here, and tenants accepted here while they move in.
+HELD_TENANTS_MAP = "tenants-held.map"
+INCOMING_TENANTS_MAP = "tenants-incoming.map"
+TENANT_HOLD_MESSAGE = ("writes to this tenant are paused while it moves to another node (planned maintenance); reads "
+                       "go on; retry after Retry-After")
 MISDIRECTED_MESSAGE = ("this tenant is placed on another node: the load balancer routes /api/v2/tenants/<tenant>/ "
                        "by tenant (use the tenant name exactly as configured, not percent-encoded)")
 WRITES_HELD_KEY = "writes"
@@ -94,25 +99,30 @@ def _return(status: int, error: str, message: str, retry_after: int | None = Non
 
 
 def _placement(settings: Settings, runtime_dir: Path) -> str:
-    """The node's own guard of tenant placement (the load balancer's path rules route; this refuses what they let
-    through by mistake: another case, %XX, a tenant created on the wrong node). Empty on a lone default node."""
-    if settings.default_node and not settings.tenants_elsewhere:
-        return ""
-    here, elsewhere = runtime_dir / TENANTS_HERE_MAP, runtime_dir / TENANTS_ELSEWHERE_MAP
-    refuse = _return(421, "MisdirectedRequest", MISDIRECTED_MESSAGE)
+    """The tenant a request names, from its path (decoded as Chroma decodes it) or, for tenant creation, from its
+    body; and the node's own guard of tenant placement (the load balancer's path rules route; this refuses what
+    they let through by mistake: another case, %XX, a tenant created on the wrong node), which a tenant moving in
+    (gateway.tenant_moves) passes. No guard on a lone default node."""
     rules = [
-        "    # Tenant placement: the tenant a request names, from its path (decoded as Chroma decodes it) or, for",
-        "    # tenant creation, from its body; refused (421) unless it belongs on this node.",
+        "    # The tenant a request names (placement, and writes held while a tenant moves).",
         "    http-request set-var(txn.tenant) path,field(5,/),url_dec if { path_beg /api/v2/tenants/ }",
         "    http-request set-var(txn.tenant) req.body,json_query('$.name') if METH_POST { path /api/v2/tenants }",
+        f"    acl tenant_incoming var(txn.tenant),map({runtime_dir / INCOMING_TENANTS_MAP}) -m found",
+    ]
+    if settings.default_node and not settings.tenants_elsewhere:
+        return "\n".join(rules) + "\n"
+    here, elsewhere = runtime_dir / TENANTS_HERE_MAP, runtime_dir / TENANTS_ELSEWHERE_MAP
+    refuse = _return(421, "MisdirectedRequest", MISDIRECTED_MESSAGE)
+    rules += [
+        "    # Tenant placement: refused (421) unless the tenant belongs on this node (or is moving in).",
         f"    acl tenant_here var(txn.tenant),map({here}) -m found",
         f"    acl tenant_elsewhere var(txn.tenant),map({elsewhere}) -m found",
     ]
     if settings.default_node:
-        rules.append(f"    {refuse} if tenant_elsewhere")
+        rules.append(f"    {refuse} if tenant_elsewhere !tenant_incoming")
     else:
-        rules.append(f"    {refuse} if {{ var(txn.tenant) -m found }} !tenant_here")
-        rules.append(f"    {refuse} if METH_POST {{ path /api/v2/tenants }} !tenant_here")
+        rules.append(f"    {refuse} if {{ var(txn.tenant) -m found }} !tenant_here !tenant_incoming")
+        rules.append(f"    {refuse} if METH_POST {{ path /api/v2/tenants }} !tenant_here !tenant_incoming")
     return "\n".join(rules) + "\n"
 
 
@@ -161,6 +171,7 @@ frontend gateway
     http-request set-var(txn.client) req.hdr(x-forwarded-for,-1) if {{ req.hdr(x-forwarded-for,-1) -m reg ^[0-9A-Fa-f:.]{{2,45}}$ }}
     http-request set-var(txn.client) src if !{{ var(txn.client) -m found }}
     http-after-response set-header X-Request-Id %[var(txn.request_id)] if {{ var(txn.request_id) -m found }}
+    http-after-response set-header {NODE_HEADER} {settings.node}
     # Liveness and readiness need no token; they are answered by the control plane and never reach Chroma.
     http-request set-log-level silent if open_path
     http-request allow if open_path
@@ -192,6 +203,7 @@ frontend gateway
     acl read_request method GET HEAD
     acl read_request path_end {" ".join(READ_POST_SUFFIXES)}
     {_return(503, "WritesPaused", HOLD_MESSAGE, HOLD_RETRY_AFTER_SECONDS)} if !open_path !read_request {{ str({WRITES_HELD_KEY}),map({runtime_dir / MODE_MAP}) -m found }}
+    {_return(503, "WritesPaused", TENANT_HOLD_MESSAGE, HOLD_RETRY_AFTER_SECONDS)} if !open_path !read_request {{ var(txn.tenant),map({runtime_dir / HELD_TENANTS_MAP}) -m found }}
     use_backend control if open_path
     use_backend {WRITE_BACKEND} if !read_request
     default_backend chroma
@@ -223,5 +235,7 @@ def write(settings: Settings, runtime_dir: Path, run_as_root: bool) -> Path:
     config = runtime_dir / CONFIG_FILE
     (runtime_dir / TENANTS_HERE_MAP).write_text("".join(f"{t} 1\n" for t in settings.node_tenants))
     (runtime_dir / TENANTS_ELSEWHERE_MAP).write_text("".join(f"{t} 1\n" for t in settings.tenants_elsewhere))
+    for moving in (HELD_TENANTS_MAP, INCOMING_TENANTS_MAP):  # a move's control, if any, is applied before start
+        (runtime_dir / moving).write_text("")
     config.write_text(render(settings, runtime_dir, run_as_root))
     return config

@@ -57,6 +57,9 @@ ENV_TENANTS_ELSEWHERE = "GATEWAY_TENANTS_ELSEWHERE"
 ENV_DEFAULT_NODE = "GATEWAY_DEFAULT_NODE"
 ENV_NODE = "GATEWAY_NODE"
 # Tenants placed on nodes: names the load balancer's path rules can match exactly (no %XX, no case folding).
+# Requests may name the node they are meant for; the load balancer routes them there (cdk_app/node/routing.py)
+# and every node answers with its name, so a tool can check which node served it.
+NODE_HEADER = "X-Chroma-Node"
 NODE_NAME = re.compile(r"^[a-z][a-z0-9-]{1,11}$")
 TENANT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{2,62}$")
 
@@ -184,9 +187,13 @@ class Settings:
         )
         snapshot_fields = (settings.snapshot_dir, settings.snapshot_bucket, settings.snapshot_prefix,
                            settings.chroma_version)
-        if any(snapshot_fields) and not (all(snapshot_fields) and settings.node_data_dir):
+        if (settings.snapshot_dir or settings.chroma_version) and not (all(snapshot_fields)
+                                                                       and settings.node_data_dir):
             raise SettingsError(f"recovery points need {ENV_SNAPSHOT_DIR}, {ENV_SNAPSHOT_BUCKET}, "
                                 f"{ENV_SNAPSHOT_PREFIX} and {ENV_CHROMA_VERSION} together, and {ENV_NODE_DATA_DIR}")
+        if bool(settings.snapshot_bucket) != bool(settings.snapshot_prefix):
+            raise SettingsError(f"set {ENV_SNAPSHOT_BUCKET} and {ENV_SNAPSHOT_PREFIX} together (the node's prefix "
+                                "of the requests bucket: recovery points and tenant moves), or neither")
         if bool(settings.node_data_dir) != bool(settings.node_start_dir):
             raise SettingsError(f"set both {ENV_NODE_DATA_DIR} and {ENV_NODE_START_DIR} (the start check needs the "
                                 "node's directory and the volume shared with Chroma's entrypoint), or neither")

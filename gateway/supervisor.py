@@ -28,13 +28,13 @@ from collections import deque
 from dataclasses import asdict
 from pathlib import Path
 
-from gateway import haproxy_config, integrity, node_start, restore_check, snapshot, tenants
+from gateway import haproxy_config, integrity, node_start, restore_check, snapshot, tenant_moves, tenants
 from gateway.access_log import AccessLogReceiver
 from gateway.chroma_api import ChromaApi, ChromaError
 from gateway.control import HEARTBEAT_PATH, ControlServer, http_status
 from gateway.files import write_atomically
 from gateway.runtime_api import RuntimeApi, RuntimeApiError, digest
-from gateway.settings import Settings
+from gateway.settings import TENANT_NAME, Settings
 from gateway.snapshot_requests import S3SnapshotRequests
 from gateway.telemetry import AccessLog
 from gateway.tokens import TokenCache
@@ -68,6 +68,7 @@ class Supervisor:
         self.starting = bool(settings.node_data_dir)  # the start check has not finished
         self.quarantined: tuple[integrity.Verdict, ...] = ()
         self.holds = snapshot.WriteHolds(self.api, self.runtime_dir)  # why writes are held, if they are
+        self.moves = tenant_moves.MoveMaps(self.api, self.runtime_dir)  # tenants held or moving in
         self.restore: dict[str, object] | None = None  # a restore not verified yet (gateway.restore_check)
         self.restore_verdict: restore_check.RestoreVerdict | None = None
         self.tenants_ready = not settings.node_tenants  # the tenants placed on this node exist in Chroma
@@ -180,6 +181,8 @@ class Supervisor:
             {"id": v.collection_id, "name": v.name, "tenant": v.tenant, "database": v.database, "problem": v.problem}
             for v in self.quarantined],
             "writes": f"held: {', '.join(sorted(self.holds.reasons))}" if self.holds.reasons else "flowing",
+            "node": self.settings.node,
+            "tenants_moving": {"held": list(self.moves.applied.held), "incoming": list(self.moves.applied.incoming)},
             "last_recovery_point": self.last_snapshot,
             "restore": asdict(self.restore_verdict) if self.restore_verdict else self.restore}
 
@@ -248,6 +251,57 @@ class Supervisor:
             except (OSError, TimeoutError):
                 pass
             await asyncio.sleep(0.5)
+
+    # tenant moves
+    @functools.cached_property
+    def move_control(self) -> tenant_moves.S3MoveControl:
+        import boto3
+
+        return tenant_moves.S3MoveControl(boto3.client("s3"), self.settings.snapshot_bucket,
+                                          self.settings.snapshot_prefix, TENANT_NAME)
+
+    async def read_move_control(self) -> tenant_moves.MoveControl | None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return await asyncio.to_thread(self.move_control.poll)
+        except (BotoCoreError, ClientError) as error:
+            log.warning("cannot read the tenant-move control", extra={"event": "tenant_moves_poll_failed",
+                                                                       "error": str(error)})
+            return None
+
+    async def moves_loop(self) -> None:
+        """Apply each new control document (gateway.tenant_moves), then answer once no write is in flight (or the
+        upstream timeout has passed: a write still running in Chroma then is caught by the move's verification)."""
+        while True:
+            await asyncio.sleep(self.settings.snapshot_poll_seconds)
+            control = await self.read_move_control()
+            if control is None:
+                continue
+            try:
+                await asyncio.to_thread(self.moves.apply, control)
+            except RuntimeApiError as error:
+                log.error("cannot apply the tenant-move control; retrying", extra={"event": "tenant_moves_failed",
+                                                                                   "error": str(error)})
+                self.move_control.forget()  # read it again next turn
+                continue
+            deadline = time.monotonic() + self.settings.upstream_timeout_seconds
+            in_flight = await asyncio.to_thread(self.moves.in_flight)
+            while in_flight and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+                in_flight = await asyncio.to_thread(self.moves.in_flight)
+            log.info("tenant-move control applied", extra={
+                "event": "tenant_moves_applied", "control_id": control.control_id, "held": list(control.held),
+                "incoming": list(control.incoming), "writes_in_flight": in_flight})
+            from botocore.exceptions import BotoCoreError, ClientError
+
+            try:
+                await asyncio.to_thread(self.move_control.answer, control.control_id, {
+                    "status": "ok", "node": self.settings.node, "held": list(control.held),
+                    "incoming": list(control.incoming), "writes_in_flight": in_flight})
+            except (BotoCoreError, ClientError) as error:
+                log.error("cannot answer the tenant-move control", extra={"event": "tenant_moves_answer_failed",
+                                                                          "error": str(error)})
 
     # tenants placed on this node
     async def tenants_loop(self) -> None:
@@ -354,13 +408,20 @@ class Supervisor:
                 self.holds.hold_at_start(restore_check.REASON)
                 log.warning("restored directory: writes held until it is verified", extra={
                     "event": "restore_pending", "restore_id": self.restore.get("restore_id")})
+        if self.settings.snapshot_bucket:
+            # A tenant move under way holds (or accepts) its tenant from the first request on.
+            moving = await self.read_move_control()
+            if moving is not None:
+                self.moves.write_files(moving)
         await asyncio.to_thread(self.tokens.refresh)  # may fail: then nothing is accepted and readiness says why
         await self.start_proxy()
         background = [asyncio.create_task(self.token_loop())]
         if self.settings.node_data_dir:
             background.append(asyncio.create_task(self.disk_metrics_loop()))
-        if self.settings.snapshot_bucket:
+        if self.settings.snapshot_dir:
             background.append(asyncio.create_task(self.snapshot_loop()))
+        if self.settings.snapshot_bucket:
+            background.append(asyncio.create_task(self.moves_loop()))
         if self.restore is not None:
             background.append(asyncio.create_task(self.restore_loop(self.restore)))
         if self.settings.node_tenants:

@@ -117,7 +117,8 @@ def test_each_task_role_mounts_only_its_own_node(three_nodes: SynthesizedApp) ->
 def test_listener_rules_route_each_placed_tenant_to_its_node(three_nodes: SynthesizedApp) -> None:
     template = three_nodes.template_json(ENV, "Compute")
     compute = template["Resources"]
-    rules = resources(template, "AWS::ElasticLoadBalancingV2::ListenerRule")
+    all_rules = resources(template, "AWS::ElasticLoadBalancingV2::ListenerRule")
+    rules = {k: r for k, r in all_rules.items() if r["Properties"]["Conditions"][0]["Field"] == "path-pattern"}
     expected = routing_rules(THREE_NODES)
     assert len(rules) == len(expected) == 3  # search: 3 tenants in 2 rules; archive: 1
     target_group_of = {node: next(lb["TargetGroupArn"]["Ref"]
@@ -135,6 +136,18 @@ def test_listener_rules_route_each_placed_tenant_to_its_node(three_nodes: Synthe
     routed = {p for patterns in seen for p in patterns}
     for tenant, node in THREE_NODES.tenant_placement.items():
         assert (set(tenant_patterns(tenant)) <= routed) == (node != PRIMARY_NODE)
+    # A request naming its node (X-Chroma-Node, as move-tenant sends) reaches that node, before any tenant rule.
+    addressed = {r["Properties"]["Conditions"][0]["HttpHeaderConfig"]["Values"][0]: r["Properties"]
+                 for r in all_rules.values() if r["Properties"]["Conditions"][0]["Field"] == "http-header"}
+    assert set(addressed) == set(NODES)
+    for node, props in addressed.items():
+        assert props["Conditions"][0]["HttpHeaderConfig"]["HttpHeaderName"] == gw.NODE_HEADER
+        assert props["Actions"][0]["TargetGroupArn"] == {"Ref": target_group_of[node]}
+        assert props["Priority"] < min(r.priority for r in expected)
+    # Services update after the rules: a tenant's new route exists before its nodes restart.
+    for node in NODES:
+        depends = _service_of(compute, node).get("DependsOn", [])
+        assert {k for k in all_rules} <= set(depends)
     # Everything else (the primary's tenants, unplaced ones, requests naming no tenant) goes to the primary.
     (listener,) = resources(template, "AWS::ElasticLoadBalancingV2::Listener").values() if THREE_NODES.tls is None \
         else [r for r in resources(template, "AWS::ElasticLoadBalancingV2::Listener").values()
@@ -220,14 +233,15 @@ def test_nodes_per_environment_limit_keeps_every_stack_under_cloudformations(
 
 def test_node_config_mistakes_are_refused_with_the_limit_named() -> None:
     with pytest.raises(ConfigError) as caught:
-        replace(DEV, nodes=tuple(NodeConfig(f"n{i}") for i in range(MAX_NODES)) + (NodeConfig(PRIMARY_NODE),))
+        replace(DEV, nodes=(*(NodeConfig(f"n{i}") for i in range(MAX_NODES)), NodeConfig(PRIMARY_NODE)))
     assert any(f"use 1 to {MAX_NODES} nodes" in p for p in caught.value.problems)
     many = tuple(f"tenant-{i:03d}" for i in range(MAX_ROUTED_TENANTS + 1))
     with pytest.raises(ConfigError) as caught:
         replace(DEV, nodes=(NodeConfig(PRIMARY_NODE), NodeConfig("big", tenants=many)))
     assert caught.value.problems == [
         f"nodes.tenants = {MAX_ROUTED_TENANTS + 1}: place at most {MAX_ROUTED_TENANTS} tenants on nodes other than "
-        "'primary': each takes 2 path patterns, a load balancer rule holds 5 and a listener 100 rules (AWS quotas)"]
+        "'primary': each takes 2 path patterns, a load balancer rule holds 5 and a listener 100 rules (AWS quotas), "
+        f"{MAX_NODES} of them for addressing nodes"]
     with pytest.raises(ConfigError) as caught:
         replace(DEV, nodes=(NodeConfig("search", tenants=("acme",)),))
     assert caught.value.problems[0].startswith("nodes = ('search',): keep the node 'primary'")

@@ -142,15 +142,18 @@ class ChromaService(Construct):
         # Recovery points: read the backup job's request, read and write the answers (gateway/snapshot_requests.py).
         prefix = NodePrefix(config.name, node.name)
         requests_bucket = requests_bucket_name(config.name)
+        # Tenant moves: read the control document, answer each one (gateway/tenant_moves.py).
         task_role.add_to_principal_policy(iam.PolicyStatement(
-            actions=["s3:GetObject"], resources=[prefix.request_arn, prefix.answers_arn]))
-        task_role.add_to_principal_policy(iam.PolicyStatement(actions=["s3:PutObject"],
-                                                              resources=[prefix.answers_arn]))
+            actions=["s3:GetObject"], resources=[prefix.request_arn, prefix.answers_arn, prefix.move_control_arn]))
+        task_role.add_to_principal_policy(iam.PolicyStatement(
+            actions=["s3:PutObject"], resources=[prefix.answers_arn, prefix.move_answers_arn]))
         task_role.add_to_principal_policy(prefix.list_statement())
         acknowledge(task_role, {
             prefix.answers_finding: "The node answers each recovery point request (and verifies each restore) in an "
                                     "object named by its id, under its own prefix of the requests bucket; nothing "
                                     "else in the bucket.",
+            prefix.move_answers_finding: "The node answers each tenant-move control document in an object named by "
+                                         "its id, under its own prefix of the requests bucket.",
         })
         # The gateway reads the token (all stages) at run time, so a rotation needs no restart.
         token_secret.grant_read(task_role)

@@ -24,7 +24,8 @@ from cdk_app.constructs.stateful import pin_logical_id
 from cdk_app.nag import acknowledge
 from cdk_app.node.chroma import GATEWAY_CONTAINER, ChromaService, alb_idle_timeout_seconds
 from cdk_app.node.names import NodeNames, pascal
-from cdk_app.node.routing import routing_rules
+from cdk_app.node.routing import node_rules, routing_rules
+from gateway.settings import NODE_HEADER
 
 
 class ChromaLoadBalancer(Construct):
@@ -68,11 +69,19 @@ class ChromaLoadBalancer(Construct):
                               for name, service in nodes.items()}
         self.target_group = self.target_groups[PRIMARY_NODE]
         self.listener = self._listener(config, self.target_group)
-        for rule in routing_rules(config):
-            elbv2.ApplicationListenerRule(
-                self, f"Route{pascal(rule.node)}{rule.index}", listener=self.listener, priority=rule.priority,
-                conditions=[elbv2.ListenerCondition.path_patterns(list(rule.patterns))],
-                target_groups=[self.target_groups[rule.node]])
+        self.rules = [elbv2.ApplicationListenerRule(
+            self, f"Address{pascal(addressed.node)}", listener=self.listener, priority=addressed.priority,
+            conditions=[elbv2.ListenerCondition.http_header(NODE_HEADER, [addressed.node])],
+            target_groups=[self.target_groups[addressed.node]]) for addressed in node_rules(config)]
+        self.rules += [elbv2.ApplicationListenerRule(
+            self, f"Route{pascal(rule.node)}{rule.index}", listener=self.listener, priority=rule.priority,
+            conditions=[elbv2.ListenerCondition.path_patterns(list(rule.patterns))],
+            target_groups=[self.target_groups[rule.node]]) for rule in routing_rules(config)]
+        # A placement change updates the rules before any node restarts: a tenant moving in is accepted by its new
+        # node already (gateway/tenant_moves.py), and never refused on the way.
+        for service in nodes.values():
+            for listener_rule in self.rules:
+                service.service.node.add_dependency(listener_rule)
 
     def _target_group(self, vpc: ec2.IVpc, node: str, service: ecs.FargateService) -> elbv2.ApplicationTargetGroup:
         return elbv2.ApplicationTargetGroup(

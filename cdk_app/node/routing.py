@@ -1,4 +1,5 @@
-"""Routing by tenant (issue #14): which listener rules send a tenant's requests to the node it is placed on.
+"""Routing by tenant (issue #14): which listener rules send a tenant's requests to the node it is placed on, and
+which send a request that names its node (header X-Chroma-Node, as chroma-ops move-tenant does) to that node.
 
 Chroma's API names the tenant in the path (/api/v2/tenants/<tenant>/...), so the load balancer routes by path:
 each rule matches at most TENANTS_PER_RULE tenants (two patterns each: the tenant itself and everything under it).
@@ -14,8 +15,8 @@ from cdk_app.config import PRIMARY_NODE, EnvironmentConfig
 from cdk_app.validation import TENANTS_PER_RULE
 
 TENANTS_PATH = "/api/v2/tenants"
-# Rule priorities: a block per node (its position in config.nodes), so adding a tenant to one node renumbers none
-# of another node's rules.
+# Rule priorities: the node-addressed rules first (1, 2, ...: a node's position in config.nodes), then the tenant
+# rules in a block per node, so adding a tenant to one node renumbers none of another node's rules.
 PRIORITY_BLOCK = 1000
 
 
@@ -33,6 +34,19 @@ class RoutingRule:
     @property
     def patterns(self) -> tuple[str, ...]:
         return tuple(pattern for tenant in self.tenants for pattern in tenant_patterns(tenant))
+
+
+@dataclass(frozen=True)
+class NodeRule:
+    node: str
+    priority: int
+
+
+def node_rules(config: EnvironmentConfig) -> list[NodeRule]:
+    """`X-Chroma-Node: <node>` reaches that node (only with several nodes: one node needs no addressing)."""
+    if len(config.nodes) == 1:
+        return []
+    return [NodeRule(node.name, position) for position, node in enumerate(config.nodes, start=1)]
 
 
 def routing_rules(config: EnvironmentConfig) -> list[RoutingRule]:

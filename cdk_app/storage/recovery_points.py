@@ -19,6 +19,7 @@ from cdk_app.config import PRIMARY_NODE
 from cdk_app.constants import recovery_point_prefix
 from cdk_app.nag import acknowledge
 from gateway.snapshot_protocol import request_key, result_key
+from gateway.tenant_moves import answer_key, control_key
 
 ANSWER_RETENTION_DAYS = 90
 
@@ -59,6 +60,20 @@ class NodePrefix:
     def answers_arn(self) -> str:
         """The node's answers: one object per recovery point or restore id."""
         return f"{self.bucket_arn}/{result_key(self.prefix, '*')}"
+
+    @property
+    def move_control_arn(self) -> str:
+        """The tenant-move control the node reads (gateway/tenant_moves.py)."""
+        return f"{self.bucket_arn}/{control_key(self.prefix)}"
+
+    @property
+    def move_answers_arn(self) -> str:
+        return f"{self.bucket_arn}/{answer_key(self.prefix, '*')}"
+
+    @property
+    def move_answers_finding(self) -> str:
+        bucket = requests_bucket_name(self.environment, "<AWS::AccountId>", "<AWS::Region>")
+        return f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{bucket}/{answer_key(self.prefix, '*')}]"
 
     @property
     def answers_finding(self) -> str:
