@@ -27,6 +27,9 @@ TENANTS_ELSEWHERE_MAP = "tenants-elsewhere.map"
 # A tenant move (gateway.tenant_moves): tenants whose writes are held here, and tenants accepted here while they move in.
 HELD_TENANTS_MAP = "tenants-held.map"
 INCOMING_TENANTS_MAP = "tenants-incoming.map"
+# Old collection id -> the id of its copy here, for collections moved in with their tenant.
+COLLECTION_ALIASES_MAP = "collection-aliases.map"
+COLLECTION_PATH = r"^/api/v2/tenants/[^/]+/databases/[^/]+/collections/[0-9a-f-]{36}"
 TENANT_HOLD_MESSAGE = ("writes to this tenant are paused while it moves to another node (planned maintenance); reads "
                        "go on; retry after Retry-After")
 MISDIRECTED_MESSAGE = ("this tenant is placed on another node: the load balancer routes /api/v2/tenants/<tenant>/ "
@@ -108,6 +111,13 @@ def _placement(settings: Settings, runtime_dir: Path) -> str:
         "    http-request set-var(txn.tenant) path,field(5,/),url_dec if { path_beg /api/v2/tenants/ }",
         "    http-request set-var(txn.tenant) req.body,json_query('$.name') if METH_POST { path /api/v2/tenants }",
         f"    acl tenant_incoming var(txn.tenant),map({runtime_dir / INCOMING_TENANTS_MAP}) -m found",
+        "    # A collection moved in keeps its old id for clients that hold it: the path names its copy here.",
+        f"    http-request set-var(txn.alias) path,field(9,/),map({runtime_dir / COLLECTION_ALIASES_MAP}) "
+        f"if {{ path_reg {COLLECTION_PATH}(/|$) }}",
+        "    http-request set-var-fmt(txn.alias_rest) \"/%[path,field(10,/,0)]\" if { var(txn.alias) -m found } "
+        f"{{ path_reg {COLLECTION_PATH}/ }}",
+        "    http-request set-path \"/api/v2/tenants/%[path,field(5,/)]/databases/%[path,field(7,/)]/collections/"
+        "%[var(txn.alias)]%[var(txn.alias_rest)]\" if { var(txn.alias) -m found }",
     ]
     if settings.default_node and not settings.tenants_elsewhere:
         return "\n".join(rules) + "\n"
@@ -235,7 +245,7 @@ def write(settings: Settings, runtime_dir: Path, run_as_root: bool) -> Path:
     config = runtime_dir / CONFIG_FILE
     (runtime_dir / TENANTS_HERE_MAP).write_text("".join(f"{t} 1\n" for t in settings.node_tenants))
     (runtime_dir / TENANTS_ELSEWHERE_MAP).write_text("".join(f"{t} 1\n" for t in settings.tenants_elsewhere))
-    for moving in (HELD_TENANTS_MAP, INCOMING_TENANTS_MAP):  # a move's control, if any, is applied before start
+    for moving in (HELD_TENANTS_MAP, INCOMING_TENANTS_MAP, COLLECTION_ALIASES_MAP):  # a move's, before start
         (runtime_dir / moving).write_text("")
     config.write_text(render(settings, runtime_dir, run_as_root))
     return config

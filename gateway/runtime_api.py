@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 _VERSION = re.compile(r"New version created: (\d+)")
@@ -44,13 +44,17 @@ class RuntimeApi:
 
     def replace_map(self, map_file: Path, digests: Iterable[str]) -> None:
         """Make the map hold exactly `digests` (see `digest`), in one atomic commit."""
+        self.replace_map_entries(map_file, dict.fromkeys(digests, "1"))
+
+    def replace_map_entries(self, map_file: Path, entries: Mapping[str, str]) -> None:
+        """Make the map hold exactly `entries` (key -> value, neither with spaces), in one atomic commit."""
         prepared = self.command(f"prepare map {map_file}")
         match = _VERSION.search(prepared)
         if not match:
             raise RuntimeApiError(f"prepare map {map_file}: {prepared!r}")
         version = match.group(1)
-        for entry in sorted(set(digests)):
-            answer = self.command(f"add map @{version} {map_file} {entry} 1")
+        for key, value in sorted(entries.items()):
+            answer = self.command(f"add map @{version} {map_file} {key} {value}")
             if answer:
                 raise RuntimeApiError(f"add map @{version} {map_file}: {answer!r}")
         answer = self.command(f"commit map @{version} {map_file}")

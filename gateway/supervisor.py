@@ -73,6 +73,7 @@ class Supervisor:
         self.restore_verdict: restore_check.RestoreVerdict | None = None
         self.tenants_ready = not settings.node_tenants  # the tenants placed on this node exist in Chroma
         self.last_snapshot: dict[str, object] | None = None
+        self.started_at = time.time()
         self._restarts: deque[float] = deque(maxlen=MAX_RESTARTS)
 
     # tokens
@@ -270,9 +271,13 @@ class Supervisor:
                                                                        "error": str(error)})
             return None
 
-    async def moves_loop(self) -> None:
+    async def moves_loop(self, at_start: tenant_moves.MoveControl | None) -> None:
         """Apply each new control document (gateway.tenant_moves), then answer once no write is in flight (or the
-        upstream timeout has passed: a write still running in Chroma then is caught by the move's verification)."""
+        upstream timeout has passed: a write still running in Chroma then is caught by the move's verification).
+        The document applied at start is answered again: the answer carries the node's deployed placement, which
+        tells the move's tool when a deploy has given the node its tenant."""
+        if at_start is not None:
+            await self.answer_move_control(at_start, 0)
         while True:
             await asyncio.sleep(self.settings.snapshot_poll_seconds)
             control = await self.read_move_control()
@@ -293,15 +298,21 @@ class Supervisor:
             log.info("tenant-move control applied", extra={
                 "event": "tenant_moves_applied", "control_id": control.control_id, "held": list(control.held),
                 "incoming": list(control.incoming), "writes_in_flight": in_flight})
-            from botocore.exceptions import BotoCoreError, ClientError
+            await self.answer_move_control(control, in_flight)
 
-            try:
-                await asyncio.to_thread(self.move_control.answer, control.control_id, {
-                    "status": "ok", "node": self.settings.node, "held": list(control.held),
-                    "incoming": list(control.incoming), "writes_in_flight": in_flight})
-            except (BotoCoreError, ClientError) as error:
-                log.error("cannot answer the tenant-move control", extra={"event": "tenant_moves_answer_failed",
-                                                                          "error": str(error)})
+    async def answer_move_control(self, control: tenant_moves.MoveControl, in_flight: int) -> None:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        s = self.settings
+        try:
+            await asyncio.to_thread(self.move_control.answer, control.control_id, {
+                "status": "ok", "node": s.node, "held": list(control.held), "incoming": list(control.incoming),
+                "writes_in_flight": in_flight, "started_at": self.started_at,
+                "placement": {"here": list(s.node_tenants), "elsewhere": list(s.tenants_elsewhere),
+                              "default": s.default_node}})
+        except (BotoCoreError, ClientError) as error:
+            log.error("cannot answer the tenant-move control", extra={"event": "tenant_moves_answer_failed",
+                                                                      "error": str(error)})
 
     # tenants placed on this node
     async def tenants_loop(self) -> None:
@@ -408,6 +419,7 @@ class Supervisor:
                 self.holds.hold_at_start(restore_check.REASON)
                 log.warning("restored directory: writes held until it is verified", extra={
                     "event": "restore_pending", "restore_id": self.restore.get("restore_id")})
+        moving = None
         if self.settings.snapshot_bucket:
             # A tenant move under way holds (or accepts) its tenant from the first request on.
             moving = await self.read_move_control()
@@ -421,7 +433,7 @@ class Supervisor:
         if self.settings.snapshot_dir:
             background.append(asyncio.create_task(self.snapshot_loop()))
         if self.settings.snapshot_bucket:
-            background.append(asyncio.create_task(self.moves_loop()))
+            background.append(asyncio.create_task(self.moves_loop(moving)))
         if self.restore is not None:
             background.append(asyncio.create_task(self.restore_loop(self.restore)))
         if self.settings.node_tenants:

@@ -4,7 +4,9 @@ The operator's tool writes one control document per node, `<prefix>/tenant-moves
 `{"id": ..., "held": [tenants], "incoming": [tenants]}`. The node's gateway polls it and applies it to HAProxy:
 - held: writes naming the tenant are answered `503 WritesPaused` (reads go on): the copy it serves stays final;
 - incoming: the tenant is accepted here though the deployed placement puts it elsewhere, so the tool can copy it in
-  (addressed with `X-Chroma-Node`) and the load balancer can route it here before this node is redeployed.
+  (addressed with `X-Chroma-Node`) and the load balancer can route it here before this node is redeployed;
+- aliases: `{old collection id: id here}`. Chroma gives a copied collection a new id, and clients address
+  collections by id: a request naming a moved collection's old id reaches its copy here. Kept after the move.
 Once applied, and once no write is in flight, the node answers `<prefix>/tenant-moves/<id>.json`. A restarted
 gateway applies the current document before it serves. An empty document (no tenants) ends a move.
 """
@@ -30,6 +32,7 @@ log = logging.getLogger("gateway.tenant_moves")
 CONTROL_KEY = "tenant-moves.json"
 ANSWERS_FOLDER = "tenant-moves"
 _ID = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 @dataclass(frozen=True)
@@ -37,7 +40,7 @@ class MoveControl:
     control_id: str
     held: tuple[str, ...] = ()
     incoming: tuple[str, ...] = ()
-    extra: dict[str, Any] = field(default_factory=dict, compare=False)
+    aliases: dict[str, str] = field(default_factory=dict)
 
 
 def control_key(prefix: str) -> str:
@@ -50,7 +53,7 @@ def answer_key(prefix: str, control_id: str) -> str:
 
 def control_body(control: MoveControl) -> bytes:
     return json.dumps({"id": control.control_id, "held": list(control.held), "incoming": list(control.incoming),
-                       **control.extra}, sort_keys=True).encode()
+                       "aliases": control.aliases}, sort_keys=True).encode()
 
 
 def parse_control(body: bytes, tenant_name: re.Pattern[str]) -> MoveControl:
@@ -58,6 +61,7 @@ def parse_control(body: bytes, tenant_name: re.Pattern[str]) -> MoveControl:
     try:
         raw = json.loads(body)
         control_id, held, incoming = raw["id"], raw.get("held", []), raw.get("incoming", [])
+        aliases = raw.get("aliases", {})
     except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise ValueError(f"not a tenant-move control ({type(error).__name__}: {error})") from None
     if not isinstance(control_id, str) or not _ID.match(control_id):
@@ -65,7 +69,11 @@ def parse_control(body: bytes, tenant_name: re.Pattern[str]) -> MoveControl:
     for name, tenants in (("held", held), ("incoming", incoming)):
         if not isinstance(tenants, list) or not all(isinstance(t, str) and tenant_name.match(t) for t in tenants):
             raise ValueError(f"tenant-move control {name} = {tenants!r}: use a list of tenant names")
-    return MoveControl(control_id, tuple(held), tuple(incoming))
+    if not isinstance(aliases, dict) or not all(isinstance(k, str) and isinstance(v, str) and _UUID.match(k)
+                                                and _UUID.match(v) for k, v in aliases.items()):
+        raise ValueError(f"tenant-move control aliases = {aliases!r}: map old collection ids to ids here "
+                         "(lowercase UUIDs)")
+    return MoveControl(control_id, tuple(held), tuple(incoming), dict(aliases))
 
 
 class S3MoveControl:
@@ -116,17 +124,21 @@ class MoveMaps:
         self._api = api
         self._held = runtime_dir / haproxy_config.HELD_TENANTS_MAP
         self._incoming = runtime_dir / haproxy_config.INCOMING_TENANTS_MAP
+        self._aliases = runtime_dir / haproxy_config.COLLECTION_ALIASES_MAP
         self.applied = MoveControl("none")
 
     def write_files(self, control: MoveControl) -> None:
         """Before HAProxy starts."""
         for path, tenants in ((self._held, control.held), (self._incoming, control.incoming)):
             write_atomically(path, "".join(f"{t} 1\n" for t in sorted(set(tenants))))
+        write_atomically(self._aliases, "".join(f"{old} {new}\n" for old, new in sorted(control.aliases.items())))
         self.applied = control
 
     def apply(self, control: MoveControl) -> None:
-        """Incoming first, held last: a tenant is never refused here on its way in, nor written on its way out."""
+        """Aliases and incoming first, held last: a tenant is never refused here on its way in, nor written on its
+        way out."""
         self.write_files(control)
+        self._api.replace_map_entries(self._aliases, control.aliases)
         self._api.replace_map(self._incoming, control.incoming)
         self._api.replace_map(self._held, control.held)
 

@@ -11,10 +11,11 @@ import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from ops.errors import EXIT_FAILED, OpsError, UsageError
-from ops.output import emit_json, table
+from ops.output import Progress, emit_json, table
 
 TOKEN_ENV = "CHROMA_OPS_TOKEN"  # noqa: S105 - the name of a variable, not a token
 
@@ -277,6 +278,66 @@ def _print_restore(report: Any, as_json: bool) -> None:
               f"collections, {report.verdict.get('records')} records, problems: {report.verdict.get('problems')}")
 
 
+def cmd_move_tenant(args: argparse.Namespace) -> int:
+    import time
+
+    import boto3
+
+    from cdk_app.config import PRIMARY_NODE
+    from cdk_app.constants import SSM_RECOVERY_POINTS_BUCKET, ssm_parameter_prefix
+    from chroma_on_aws_client.tokens import StaticToken
+    from ops import move_tenant
+
+    config = _config(args.env)
+    nodes = [node.name for node in config.nodes]
+    if args.to not in nodes:
+        raise UsageError(f"--to {args.to}: environment {args.env!r} has the nodes {', '.join(nodes)} (add the node "
+                         "to its config and deploy it first)")
+    state_path = Path(args.state or f"chroma-move-{args.env}-{args.tenant}.json")
+    if state_path.exists():
+        state = move_tenant.MoveState.load(state_path)
+        if (state.environment, state.tenant, state.destination) != (args.env, args.tenant, args.to):
+            raise UsageError(f"{state_path} is the state of moving {state.tenant!r} to {state.destination!r} in "
+                             f"{state.environment!r}: finish it, or give another --state")
+    else:
+        source = config.tenant_placement.get(args.tenant, PRIMARY_NODE)
+        state = move_tenant.new_state(args.env, args.tenant, source, args.to, time.time())
+    session = boto3.Session(region_name=config.region)
+    if args.endpoint:
+        token = args.token or os.environ.get(TOKEN_ENV)
+        if not (token and args.bucket):
+            raise UsageError(f"--endpoint needs --bucket and a token (--token or ${TOKEN_ENV})")
+        url, bucket = args.endpoint, args.bucket
+    else:
+        url, token, _ = _endpoint(args)
+        bucket = args.bucket or session.client("ssm").get_parameter(
+            Name=f"{ssm_parameter_prefix(args.env)}/{SSM_RECOVERY_POINTS_BUCKET}")["Parameter"]["Value"]
+    target = move_tenant.Target(url.rstrip("/"), StaticToken(token), session.client("s3"), bucket)
+    bars: dict[str, Progress] = {}
+
+    def progress(label: str, done: int, total: int) -> None:
+        bar = bars.setdefault(label, Progress(total, label))
+        bar.advance(done - bar.done)
+
+    mover = move_tenant.Mover(target, state, state_path, print, progress, args.answer_timeout, args.route_timeout)
+    if args.dry_run:
+        plan = mover.plan()
+        rows = [[c.key, c.records, c.records * c.bytes_per_record // 1024] for c in plan.collections]
+        print(f"move {args.tenant!r} from {state.source} to {state.destination} in {args.env}")
+        table(["collection", "records", "KiB"], rows)
+        print(f"{plan.records:,} records, ~{plan.bytes / (1 << 20):,.1f} MiB; writes to {args.tenant!r} held for "
+              f"~{plan.pause_seconds():,.0f} s plus the deploy that switches its placement (planned maintenance: "
+              "clients get 503 WritesPaused, reads go on)")
+        return 0
+    state.save(state_path)
+    final = mover.run()
+    for bar in bars.values():
+        bar.close()
+    if args.json:
+        emit_json(dataclasses.asdict(final))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="chroma-ops", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -334,7 +395,21 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("--yes", action="store_true", help="go ahead (without it: say what would happen)")
     restore.set_defaults(run=cmd_restore)
 
-    for sub in (smoke, bench, capacity, cost, restore):
+    move = commands.add_parser("move-tenant", help="move a tenant to another node: hold its writes, copy, verify, "
+                                                   "switch its placement, release (resumable)")
+    _add_target_options(move, required=True)
+    move.add_argument("--tenant", required=True)
+    move.add_argument("--to", required=True, metavar="NODE", help="the destination node")
+    move.add_argument("--dry-run", action="store_true", help="size the move and estimate its write pause")
+    move.add_argument("--state", help="the state file (default: ./chroma-move-<env>-<tenant>.json); a rerun "
+                                      "with it goes on where the move stopped")
+    move.add_argument("--bucket", help="the requests bucket (default: SSM /chroma/<env>/recovery-points-bucket)")
+    move.add_argument("--answer-timeout", type=float, default=300.0, help="seconds to wait for a node's answer")
+    move.add_argument("--route-timeout", type=float, default=3600.0,
+                      help="seconds to wait for the deploy that switches the placement")
+    move.set_defaults(run=cmd_move_tenant)
+
+    for sub in (smoke, bench, capacity, cost, restore, move):
         sub.add_argument("--json", action="store_true", help="machine-readable output")
     return parser
 

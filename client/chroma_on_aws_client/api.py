@@ -50,6 +50,10 @@ from chroma_on_aws_client.retry import (
 )
 from chroma_on_aws_client.tokens import TokenSource
 
+# Names the node a request is for (the gateway's NODE_HEADER; the package ships without the gateway, a test pins
+# that both agree).
+NODE_HEADER = "X-Chroma-Node"
+
 log = logging.getLogger("chroma_on_aws_client")
 
 # The gateway's and Chroma's body limit is 40 MiB; a margin for the JSON framing chromadb adds.
@@ -67,6 +71,9 @@ class ClientOptions:
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
     on_request: RequestHook | None = None
     on_progress: ProgressHook | None = None
+    # Address one node of a multi-node environment (operator tools: chroma-ops move-tenant); None: the load
+    # balancer routes by tenant, as applications need.
+    node: str | None = None
 
 
 # Options by the key a client's Settings carry (chroma_client_auth_credentials): Settings hold only strings.
@@ -138,6 +145,8 @@ class ResilientFastAPI(FastAPI):  # type: ignore[misc]
         while True:
             attempts += 1
             headers = {"X-Request-Id": request_id}
+            if options.node is not None:
+                headers[NODE_HEADER] = options.node
             if options.tokens is not None:
                 headers["Authorization"] = f"Bearer {options.tokens.token()}"
             response: httpx.Response | None = None
@@ -290,3 +299,9 @@ class ResilientClient(Client):  # type: ignore[misc]
     @_server.setter
     def _server(self, plain: FastAPI) -> None:
         self._resilient_server = ResilientFastAPI(self._system)
+
+    @property
+    def server(self) -> ResilientFastAPI:
+        """The server API, for what a client has no method for: tenants, databases, and collections by model
+        (chroma-ops move-tenant)."""
+        return self._resilient_server

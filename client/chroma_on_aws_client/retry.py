@@ -3,8 +3,9 @@ server's Retry-After honoured, all within one time budget per call.
 
 Only what is safe is retried (docs: README "Connecting a client"):
 - a request that never reached Chroma: connection refused or reset before sending, the gateway's `503 WritesPaused`
-  (a recovery point's pause) or any 503 without a body from Chroma (the load balancer with no healthy target, the
-  gateway draining) — every operation, writes included;
+  (a recovery point's pause, a tenant's move), any 503 without a body from Chroma (the load balancer with no
+  healthy target, the gateway draining), and `421 MisdirectedRequest` (a tenant's route changing while it moves
+  between nodes: the node refused it) — every operation, writes included;
 - a request that may have reached Chroma (a timeout, 502, 504, a connection lost mid-way): only idempotent
   operations — reads (GET; POST .../get, .../query, .../count, .../search), upsert, update and delete by id;
 - `add` after a possible arrival is never resent blindly: the client asks which of its ids exist and sends only
@@ -22,8 +23,9 @@ from time import time
 IDEMPOTENT_SUFFIXES = ("/get", "/query", "/count", "/search", "/upsert", "/update", "/delete")
 # Statuses after which the request may have been processed: retried only when the operation is idempotent.
 MAYBE_PROCESSED = frozenset({502, 504})
-# The gateway's and the load balancer's "not now": the request did not reach Chroma.
-NOT_PROCESSED = frozenset({503})
+# The gateway's and the load balancer's "not now" (503), and a node's "not here" (421, while a tenant's route
+# changes): the request did not reach Chroma.
+NOT_PROCESSED = frozenset({421, 503})
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,15 @@ def test_operations_are_named_for_the_hook() -> None:
     assert operation_of("POST", "/tenants/t/databases/d/collections") == "post collections"
 
 
+def test_the_node_header_is_the_gateways_and_a_misdirected_request_is_retried() -> None:
+    from chroma_on_aws_client.api import NODE_HEADER
+    from chroma_on_aws_client.retry import NOT_PROCESSED
+    from gateway.settings import NODE_HEADER as GATEWAY_NODE_HEADER
+
+    assert NODE_HEADER == GATEWAY_NODE_HEADER
+    assert 421 in NOT_PROCESSED  # the node refused it: it never reached Chroma
+
+
 def test_the_parameter_names_are_the_cdk_apps() -> None:
     assert (discovery.ENDPOINT_URL, discovery.TOKEN_SECRET_ARN, discovery.PREVIOUS_TOKEN_GRACE_SECONDS) == (
         SSM_ENDPOINT_URL, SSM_TOKEN_SECRET_ARN, SSM_PREVIOUS_TOKEN_GRACE_SECONDS)

@@ -17,6 +17,7 @@ from gateway.settings import NODE_HEADER
 from gateway.tenant_moves import MoveControl, answer_key, control_body, control_key
 from gateway.tests.conftest import GatewayFactory
 from gateway.tests.test_placement import AUTH, status
+from gateway.tests.test_proxy import _wait_for as wait_for
 from gateway.tests.test_proxy import raw
 
 pytestmark = pytest.mark.servers
@@ -58,7 +59,9 @@ def test_a_held_tenant_keeps_its_reads_and_loses_only_its_writes(chroma: Server,
     assert status(gateway, "POST", "/api/v2/tenants", {"name": tenant})[0] == 200
     assert status(gateway, "POST", f"/api/v2/tenants/{tenant}/databases", {"name": "main"})[0] == 200
     answer = control(bucket, MoveControl("hold-1", held=(tenant,)))
-    assert answer == {"status": "ok", "node": "primary", "held": [tenant], "incoming": [], "writes_in_flight": 0}
+    started_at = answer.pop("started_at")
+    assert answer == {"status": "ok", "node": "primary", "held": [tenant], "incoming": [], "writes_in_flight": 0,
+                      "placement": {"here": [], "elsewhere": [], "default": True}}
     code, headers, body = raw(gateway.port, "POST", f"/api/v2/tenants/{tenant}/databases", AUTH,
                               json.dumps({"name": "other"}).encode())
     assert (code, json.loads(body)["error"]) == (503, "WritesPaused") and headers["retry-after"] == "2"
@@ -72,6 +75,10 @@ def test_a_held_tenant_keeps_its_reads_and_loses_only_its_writes(chroma: Server,
     restarted = gateway_for(start_gateway, chroma, bucket, aws_env)
     assert status(restarted, "POST", f"/api/v2/tenants/{tenant}/databases", {"name": "other"}) == (
         503, "WritesPaused")
+    # ... and answers the document again, with its own start: a tool can see that the node restarted.
+    s3 = boto3.client("s3")
+    wait_for(lambda: json.loads(s3.get_object(Bucket=bucket, Key=answer_key(PREFIX, "hold-1"))["Body"].read())[
+        "started_at"] > started_at)
     control(bucket, MoveControl("release-1"))
     assert status(restarted, "POST", f"/api/v2/tenants/{tenant}/databases", {"name": "other"})[0] == 200
 
@@ -102,3 +109,19 @@ def test_a_malformed_control_document_changes_nothing(chroma: Server, start_gate
     time.sleep(0.5)
     assert status(gateway, "POST", "/api/v2/tenants", {"name": tenant}) == (503, "WritesPaused")
     assert "tenant_moves_invalid" in gateway.log()
+
+
+def test_a_moved_collection_answers_to_its_old_id(chroma: Server, start_gateway: GatewayFactory, bucket: str,
+                                                  aws_env: dict[str, str]) -> None:
+    gateway = gateway_for(start_gateway, chroma, bucket, aws_env)
+    scope = "/api/v2/tenants/default_tenant/databases/default_database/collections"
+    name = f"copy-{uuid.uuid4().hex[:6]}"
+    code, _, body = raw(gateway.port, "POST", scope, AUTH, json.dumps({"name": name}).encode())
+    assert code == 200
+    copy_id, old_id = json.loads(body)["id"], str(uuid.uuid4())
+    control(bucket, MoveControl("alias-1", aliases={old_id: copy_id}))
+    record = {"ids": ["a"], "embeddings": [[1.0, 2.0]]}
+    assert raw(gateway.port, "POST", f"{scope}/{old_id}/add", AUTH, json.dumps(record).encode())[0] == 201
+    code, _, body = raw(gateway.port, "GET", f"{scope}/{old_id}/count?x=1", AUTH)
+    assert (code, body) == (200, b"1")
+    assert raw(gateway.port, "GET", f"{scope}/{uuid.uuid4()}/count", AUTH)[0] == 404  # no alias: as before
