@@ -45,6 +45,11 @@ class NetworkConfig:
     nat_gateways: int = 0
     # Interface endpoints (ECR, Logs, Secrets Manager, KMS, ...); required when there is no NAT gateway.
     interface_endpoints: bool = True
+    # The zones (the first N of availability_zones) that hold the interface endpoints; None: every zone. Each
+    # endpoint costs ~$7.30/month per zone: one zone saves 5 x $7.30 per other zone, and a task in another zone
+    # reaches it across zones, but an outage of that zone stops image pulls, logs and token reads everywhere (a
+    # node that restarts then cannot start). For environments that can wait for a zone to come back.
+    endpoint_zones: int | None = None
     flow_log_retention_days: int = 90
 
 

@@ -120,6 +120,9 @@ def _network(c: EnvironmentConfig) -> Iterator[str]:
                            f"use zones of region {c.region!r}, such as '{c.region}a'")
     if not 0 <= n.nat_gateways <= len(zones):
         yield _problem("network.nat_gateways", n.nat_gateways, f"use 0 to {len(zones)} (one per availability zone)")
+    if n.endpoint_zones is not None and not (n.interface_endpoints and 1 <= n.endpoint_zones <= len(zones)):
+        yield _problem("network.endpoint_zones", n.endpoint_zones,
+                       f"use 1 to {len(zones)} zones (with interface_endpoints = True), or None for every zone")
     if n.nat_gateways == 0 and not n.interface_endpoints:
         yield _problem("network.interface_endpoints", False,
                        "with nat_gateways = 0 the tasks need interface endpoints to reach ECR, Logs and Secrets "

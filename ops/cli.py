@@ -63,8 +63,21 @@ def cmd_smoke(args: argparse.Namespace) -> int:
 
     if not (args.env or args.endpoint):
         raise UsageError("smoke needs --env ENV or --endpoint URL")
+    node, tenant = args.node, "default_tenant"
+    if node is not None:
+        if not args.env:
+            raise UsageError("--node needs --env (the environment's placement says which tenant the node serves)")
+        config = _config(args.env)
+        placed = config.node(node).tenants if node in [n.name for n in config.nodes] else None
+        if placed is None:
+            raise UsageError(f"--node {node}: environment {args.env!r} has the nodes "
+                             f"{', '.join(n.name for n in config.nodes)}")
+        if node != "primary":
+            if not placed:
+                raise UsageError(f"--node {node}: no tenant is placed on it yet, so it serves nothing to test")
+            tenant = placed[0]
     url, token, source = _endpoint(args)
-    steps = smoke.run(url, token)
+    steps = smoke.run(url, token, node=node, tenant=tenant)
     ok = all(s.ok for s in steps)
     if args.json:
         emit_json({"endpoint": url, "source": source, "ok": ok, "steps": [s.__dict__ for s in steps]})
@@ -112,6 +125,8 @@ def cmd_capacity(args: argparse.Namespace) -> int:
 
     if args.calibrate:
         return _calibrate(args)
+    if args.tenant:
+        return _place(args)
     if args.vectors is None or args.dim is None:
         raise UsageError("capacity needs --vectors and --dim (or --calibrate)")
     result = capacity.estimate(args.vectors, args.dim, args.max_neighbors, args.document_bytes,
@@ -162,6 +177,27 @@ def cmd_capacity(args: argparse.Namespace) -> int:
     return EXIT_FAILED if fits is False else 0
 
 
+def _place(args: argparse.Namespace) -> int:
+    from ops import placement
+
+    memory = args.node_memory_mib or (_config(args.env).task.memory_mib if args.env else 16384)
+    placement.smallest_cpu(memory)
+    loads = [placement.parse(text) for text in args.tenant]
+    nodes = placement.place(loads, memory, args.headroom)
+    if args.json:
+        emit_json({"node_memory_mib": memory, "nodes": [
+            {"name": n.name, "tenants": [t.__dict__ for t in n.tenants],
+             "memory_used_percent": round(placement.fill_percent(n, memory, args.headroom), 1)} for n in nodes]})
+        return 0
+    print(f"{len(loads)} tenants on {len(nodes)} node(s) of {memory / 1024:g} GB (largest first, each on the first "
+          "node with room)\n")
+    table(["node", "tenants", "vectors", "memory used %"],
+          [[n.name, ", ".join(t.name for t in n.tenants), sum(t.vectors for t in n.tenants),
+            placement.fill_percent(n, memory, args.headroom)] for n in nodes])
+    print(f"\nin cdk_app/environments.py:\n{placement.config_snippet(nodes, memory)}")
+    return 0
+
+
 def _calibrate(args: argparse.Namespace) -> int:
     from ops import capacity
     from ops.output import Progress
@@ -195,15 +231,19 @@ def cmd_cost(args: argparse.Namespace) -> int:
     else:
         report = cost.estimate(_config(args.env), usage)
     if args.json:
-        emit_json({**report.as_dict(), **({"what_if": {"vectors": sized.vectors, "dim": sized.dim, "cpu": sized.cpu,
+        emit_json({**report.as_dict(), **({"what_if": {"vectors": sized.vectors, "dim": sized.dim,
+                                                         "nodes": sized.nodes, "cpu": sized.cpu,
                                                          "memory_mib": sized.memory_mib, "data_gib": sized.data_gib}}
                                           if sized else {})})
         return 0
     print(f"monthly estimate for {args.env} (us-east-1, prices as of {report.prices_as_of})")
     if sized:
-        print(f"what-if: {sized.vectors:,} vectors x {sized.dim} dimensions on {args.env}'s layout: the cheapest "
-              f"task that holds them is {sized.cpu / 1024:g} vCPU / {sized.memory_mib / 1024:g} GB; EFS holds "
-              f"{sized.data_gib:,.1f} GB (the node's directory and its quiesced copy)")
+        task = f"{sized.cpu / 1024:g} vCPU / {sized.memory_mib / 1024:g} GB"
+        where = (f"the cheapest task that holds them is {task}" if sized.nodes == 1 else
+                 f"no single task holds them: {sized.nodes} nodes, each the cheapest task that holds its share, "
+                 f"{task}")
+        print(f"what-if: {sized.vectors:,} vectors x {sized.dim} dimensions on {args.env}'s layout: {where}; EFS "
+              f"holds {sized.data_gib:,.1f} GB (each node's directory and its quiesced copy)")
     print()
     table(["component", "detail", "$/month"], [[line.component, line.detail, line.monthly_usd]
                                               for line in report.lines] + [["total", "", report.total]])
@@ -345,6 +385,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     smoke = commands.add_parser("smoke", help="heartbeat, create, add, query, get, delete; cleans up")
     _add_target_options(smoke, required=True)
+    smoke.add_argument("--node", help="test this node of a multi-node environment, in a tenant placed on it "
+                                      "(default: what the load balancer routes: the primary, default_tenant)")
     smoke.set_defaults(run=cmd_smoke)
 
     bench = commands.add_parser("bench", help="query latency/throughput and insert throughput")
@@ -366,6 +408,10 @@ def build_parser() -> argparse.ArgumentParser:
     capacity.add_argument("--metadata-bytes", type=int, default=0, help="average metadata size per record")
     capacity.add_argument("--headroom", type=float, default=0.25, help="spare memory fraction (default 0.25)")
     capacity.add_argument("--env", help="also say whether this environment's task holds it")
+    capacity.add_argument("--tenant", action="append", metavar="NAME=VECTORS:DIM[:METADATA_BYTES]",
+                          help="place these tenants on nodes (repeat it): the fewest nodes of --node-memory-mib")
+    capacity.add_argument("--node-memory-mib", type=int,
+                          help="each node's task memory for --tenant (default: --env's task, else 16384)")
     capacity.add_argument("--calibrate", action="store_true", help="measure a local Chroma at --sizes instead")
     capacity.add_argument("--sizes", type=int, nargs="+", default=[5_000, 20_000, 50_000])
     capacity.add_argument("--calibration-dim", type=int, default=384)
@@ -389,7 +435,7 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("--undo", metavar="RESTORE_ID", help="put back the directory a restore kept aside")
     restore.add_argument("--discard", metavar="RESTORE_ID", help="delete the directories a restore kept aside")
     restore.add_argument("--node", default="primary", choices=["primary"],
-                         help="the node to restore (one node per environment today)")
+                         help="the node to restore (the primary only, so far: see docs/nodes.md)")
     restore.add_argument("--force-version", action="store_true",
                          help="restore a recovery point taken with another Chroma release")
     restore.add_argument("--yes", action="store_true", help="go ahead (without it: say what would happen)")

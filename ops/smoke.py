@@ -25,15 +25,16 @@ class Step:
 SMOKE_RETRY_BUDGET_SECONDS = 5.0
 
 
-def _client(url: str, token: str) -> Any:
-    """The client package's client (the one applications use): retries, timeouts, batching, request ids."""
+def _client(url: str, token: str, node: str | None = None, tenant: str = "default_tenant") -> Any:
+    """The client package's client (the one applications use): retries, timeouts, batching, request ids; with
+    `node`, every request names that node (a multi-node environment's load balancer routes it there)."""
     from chroma_on_aws_client import ClientOptions, RetryPolicy, connect
 
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise OpsError(f"--endpoint {url!r}: use an http(s) URL such as https://chroma.example.com", 2)
-    return connect(endpoint=url, token=token,
-                   options=ClientOptions(retry=RetryPolicy(budget_seconds=SMOKE_RETRY_BUDGET_SECONDS)))
+    return connect(endpoint=url, token=token, tenant=tenant,
+                   options=ClientOptions(retry=RetryPolicy(budget_seconds=SMOKE_RETRY_BUDGET_SECONDS), node=node))
 
 
 def explain(error: Exception, url: str) -> str:
@@ -52,7 +53,8 @@ def explain(error: Exception, url: str) -> str:
     return f"{type(error).__name__}: {text[:300]}"
 
 
-def run(url: str, token: str, records: int = 20, dim: int = 8) -> list[Step]:
+def run(url: str, token: str, records: int = 20, dim: int = 8, node: str | None = None,
+        tenant: str = "default_tenant") -> list[Step]:
     steps: list[Step] = []
     state: dict[str, Any] = {"name": f"chroma-ops-smoke-{uuid.uuid4().hex[:12]}"}
     rng = random.Random(1)  # noqa: S311 - test data
@@ -69,7 +71,7 @@ def run(url: str, token: str, records: int = 20, dim: int = 8) -> list[Step]:
         return True
 
     def heartbeat() -> str:
-        state["client"] = _client(url, token)
+        state["client"] = _client(url, token, node, tenant)
         state["client"].heartbeat()
         return f"{url} answers"
 

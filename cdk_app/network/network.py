@@ -69,7 +69,10 @@ class ChromaNetwork(Construct):
                 description="Interface VPC endpoints: HTTPS from inside the VPC only")
             endpoints_group.add_ingress_rule(ec2.Peer.ipv4(config.vpc_cidr), ec2.Port.tcp(HTTPS_PORT),
                                              "HTTPS from the VPC")
+            zones = config.availability_zones[:config.endpoint_zones] if config.endpoint_zones else None
+            endpoint_subnets = ec2.SubnetSelection(subnet_group_name="private",
+                                                   availability_zones=list(zones) if zones else None)
             for name, service in INTERFACE_ENDPOINT_SERVICES.items():
-                self.vpc.add_interface_endpoint(name, service=service, subnets=self.private_subnets,
+                self.vpc.add_interface_endpoint(name, service=service, subnets=endpoint_subnets,
                                                 private_dns_enabled=True, open=False,
                                                 security_groups=[endpoints_group])

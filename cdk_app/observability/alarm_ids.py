@@ -33,5 +33,12 @@ ALARM_RUNBOOKS: dict[str, str] = {
 }
 
 
+# Alarms of the environment as a whole (the load balancer, the token, the restart guard); every other metric alarm
+# is one per node (chroma-<env>-<id> for the primary, chroma-<env>-<node>-<id> for the others).
+ENVIRONMENT_ALARM_IDS = ("alb-5xx-rate", "response-time-p95", "rotation-failed", "rotation-overdue",
+                         "token-age-check-failed", "restart-suppressed")
+COMPOSITE_ALARM_ID = "chroma-unavailable"
+
+
 def latency_alarm_id(operation: str) -> str:
     return f"gateway-latency-{operation.replace('_', '-')}"

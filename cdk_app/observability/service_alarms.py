@@ -11,7 +11,7 @@ from constructs import Construct
 
 from cdk_app.config import PRIMARY_NODE, EnvironmentConfig
 from cdk_app.node.names import NodeNames
-from cdk_app.observability.alarm_ids import ALARM_RUNBOOKS, latency_alarm_id
+from cdk_app.observability.alarm_ids import ALARM_RUNBOOKS, ENVIRONMENT_ALARM_IDS, latency_alarm_id
 from cdk_app.observability.service_metrics import ONE_DAY, ServiceMetrics
 from lambdas.recovery_point.function.settings import STARTED_METRIC
 from ops.capacity import GIB, index_bytes_limit
@@ -125,7 +125,7 @@ class ServiceAlarms(Construct):
 def _environment_rules(config: EnvironmentConfig, metrics: ServiceMetrics, rotation_errors: cloudwatch.IMetric,
                        token_age_errors: cloudwatch.IMetric) -> dict[str, Rule]:
     a = config.alarms
-    return {
+    rules = {
         "alb-5xx-rate": Rule(metrics.alb_5xx_percent(), a.alb_5xx_percent, GREATER, 2,
                              f"More than {a.alb_5xx_percent:g} % of requests failed with 5xx (ALB or gateway) "
                              "for 10 minutes."),
@@ -144,6 +144,8 @@ def _environment_rules(config: EnvironmentConfig, metrics: ServiceMetrics, rotat
                                    f"{a.restart_cooldown_minutes} minutes of the last deployment and did not "
                                    "restart: the working set does not fit the task. Resize."),
     }
+    assert tuple(rules) == ENVIRONMENT_ALARM_IDS  # what ops/cost.py counts once per environment
+    return rules
 
 
 def _node_rules(config: EnvironmentConfig, signals: NodeSignals) -> dict[str, Rule]:

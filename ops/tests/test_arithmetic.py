@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from cdk_app.config import NodeConfig
 from cdk_app.environments import DEV, PROD
 from ops import capacity, cost
 from ops.errors import OpsError, UsageError
@@ -100,9 +101,13 @@ def test_prod_pays_for_endpoints_in_every_zone_instead_of_nat() -> None:
 
 
 def test_cost_counts_alarms_and_metrics_from_the_code() -> None:
-    assert cost.alarm_count(PROD) == 28  # 23 metric alarms + 4 latency alarms + the composite
-    # gateway per operation and per environment, node, capacity, rotation steps, token age, restarts, backup job
-    assert cost.custom_metric_count() == 5 * (13 + 1) + 9 + 5 + 12 + 1 + 1 + 3
+    assert cost.alarm_count(PROD) == 28  # 6 environment + 17 node alarms + 4 latency alarms + the composite
+    # gateway per node and operation, per node, per environment; node, capacity, backup job; rotation steps, token
+    # age, restarts
+    assert cost.custom_metric_count() == 5 * (13 + 1 + 1) + 9 + 5 + 3 + 12 + 1 + 1
+    three = replace(PROD, nodes=(NodeConfig("primary"), NodeConfig("search"), NodeConfig("archive")))
+    assert cost.alarm_count(three) == 6 + 3 * (17 + 4) + 4  # a composite per node and the environment's
+    assert cost.custom_metric_count(3) == 5 * (3 * 14 + 1) + 3 * (9 + 5 + 3) + 12 + 1 + 1
 
 
 def test_cost_rejects_negative_usage_and_other_regions() -> None:
@@ -129,5 +134,12 @@ def test_what_if_prices_the_cheapest_task_that_holds_a_workload_on_the_environme
     own = {line.component: line.monthly_usd for line in cost.estimate(PROD, cost.Usage(), prices).lines}
     assert {k for k in lines if lines[k] != own[k]} <= {"ECS Fargate", "EFS storage (Standard)",
                                                        "AWS Backup (EFS, warm)"}
-    with pytest.raises(OpsError, match="no Fargate task holds them; split the tenants across nodes"):
-        cost.what_if(PROD, 100_000_000, 1536, cost.Usage(), prices)
+    # Past the largest task: the fewest nodes that hold it, each priced (one Fargate and one EFS line per node).
+    split = cost.what_if(PROD, 100_000_000, 768, cost.Usage(), prices)
+    share = capacity.estimate(-(-100_000_000 // split.nodes), 768)
+    assert split.nodes > 1 and split.memory_mib >= share.required_task_mib
+    assert capacity.estimate(-(-100_000_000 // (split.nodes - 1)), 768).required_task_mib > 122880
+    fargate = [line for line in split.report.lines if line.component.startswith("ECS Fargate, node ")]
+    assert len(fargate) == split.nodes
+    with pytest.raises(OpsError, match="need more than 8 nodes of the largest Fargate task"):
+        cost.what_if(PROD, 2_000_000_000, 1536, cost.Usage(), prices)

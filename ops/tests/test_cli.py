@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -216,3 +217,29 @@ def test_cost_what_if_names_the_task_and_compares_with_the_case_study(capsys: py
     assert "case study design" in out
     code, _, err = run(capsys, "cost", "--env", "prod", "--vectors", "5000000")
     assert code == 2 and "the what-if needs both --vectors and --dim" in err
+
+
+def test_smoke_of_a_node_needs_the_environment_and_a_node_it_has(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "smoke", "--endpoint", "http://127.0.0.1:9", "--token", "t", "--node", "search")
+    assert code == 2 and "--node needs --env" in err
+    code, _, err = run(capsys, "smoke", "--env", "dev", "--node", "search")
+    assert code == 2 and "--node search: environment 'dev' has the nodes primary" in err
+
+
+def test_capacity_places_tenants_and_prints_the_config(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, "capacity", "--tenant", "acme=3000000:768", "--tenant", "globex=1000000:1536",
+                       "--node-memory-mib", "16384")
+    assert code == 0 and "2 tenants on 2 node(s) of 16 GB" in out
+    assert "NodeConfig('node2', tenants=('globex',)" in out
+    code, _, err = run(capsys, "capacity", "--tenant", "acme=90000000:1536", "--node-memory-mib", "16384")
+    assert code == 2 and "tenant 'acme'" in err and "nodes of 16,384 MiB cannot hold it" in err
+
+
+def test_move_tenant_refuses_a_node_the_environment_does_not_have(capsys: pytest.CaptureFixture[str],
+                                                                 tmp_path: Path) -> None:
+    code, _, err = run(capsys, "move-tenant", "--env", "dev", "--tenant", "acme", "--to", "search",
+                       "--state", str(tmp_path / "state.json"))
+    assert code == 2 and "--to search: environment 'dev' has the nodes primary" in err
+    code, _, err = run(capsys, "move-tenant", "--env", "dev", "--tenant", "acme", "--to", "primary",
+                       "--state", str(tmp_path / "state.json"))
+    assert code == 2 and "'acme' is already placed on 'primary'" in err
