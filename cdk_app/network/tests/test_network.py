@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from cdk_app.constants import GATEWAY_PORT, INTERFACE_ENDPOINTS
 from cdk_app.environments import ENVIRONMENTS
-from tests.cdk_support import SynthesizedApp, only, resources
+from cdk_app.validation import ConfigError
+from tests.cdk_support import SynthesizedApp, only, resources, synthesize
 
 ENVS = list(ENVIRONMENTS)
 
@@ -63,3 +66,19 @@ def test_network_egress_and_endpoints_follow_config(synthesized: SynthesizedApp,
     assert resources(network, "Custom::VpcRestrictDefaultSG")
     azs = {r["Properties"]["AvailabilityZone"] for r in resources(network, "AWS::EC2::Subnet").values()}
     assert azs == set(config.availability_zones)
+
+
+@pytest.mark.synth
+def test_interface_endpoints_can_live_in_fewer_zones(tmp_path: Path) -> None:
+    """network.endpoint_zones: each interface endpoint in the first N zones' private subnets only."""
+    prod = ENVIRONMENTS["prod"]
+    one_zone = replace(prod, network=replace(prod.network, endpoint_zones=1))
+    network = synthesize({"prod": one_zone}, tmp_path).template_json("prod", "Network")
+    subnet_zone = {k: r["Properties"]["AvailabilityZone"] for k, r in resources(network, "AWS::EC2::Subnet").items()}
+    interface = [e["Properties"] for e in resources(network, "AWS::EC2::VPCEndpoint").values()
+                 if e["Properties"]["VpcEndpointType"] == "Interface"]
+    assert len(interface) == len(INTERFACE_ENDPOINTS)
+    for endpoint in interface:
+        assert {subnet_zone[s["Ref"]] for s in endpoint["SubnetIds"]} == {prod.network.availability_zones[0]}
+    with pytest.raises(ConfigError, match=r"network.endpoint_zones = 4: use 1 to 3 zones"):
+        replace(prod, network=replace(prod.network, endpoint_zones=4))
