@@ -16,7 +16,9 @@ import pytest
 from constructs import IConstruct
 from syrupy.assertion import SnapshotAssertion
 
+from cdk_app.config import PRIMARY_NODE
 from cdk_app.environments import ENVIRONMENTS
+from cdk_app.node.names import pascal
 from tests.cdk_support import REPO, STACK_IDS, SynthesizedApp
 
 # stack -> logical id -> resource type, in every environment.
@@ -81,11 +83,18 @@ def _has_resources(construct: IConstruct) -> bool:
 
 
 @pytest.mark.parametrize("stack_id", STACK_IDS)
-def test_every_logical_id_leads_to_its_folder_by_name(synthesized: SynthesizedApp, stack_id: str) -> None:
+@pytest.mark.parametrize("nodes", ["one", "three"])
+def test_every_logical_id_leads_to_its_folder_by_name(synthesized: SynthesizedApp, three_nodes: SynthesizedApp,
+                                                      stack_id: str, nodes: str) -> None:
     """A logical id starts with its top-level construct id; that id, in snake_case, names the module (or unit
     folder) that defines the construct: `SecurityGroupsTask...` -> cdk_app/network/security_groups.py,
-    `TokenRotationFunction...` -> lambdas/token_rotation/."""
-    stack = synthesized.stack("prod", stack_id)
+    `TokenRotationFunction...` -> lambdas/token_rotation/. A node other than the primary suffixes its construct
+    ids with its name (`FileSystemSearch...` -> cdk_app/storage/file_system.py)."""
+    from tests.three_nodes import THREE_NODES
+
+    stack = synthesized.stack("prod", stack_id) if nodes == "one" else three_nodes.stack(THREE_NODES.name,
+                                                                                            stack_id)
+    suffixes = [pascal(n.name) for n in THREE_NODES.nodes if n.name != PRIMARY_NODE]
     checked = 0
     for child in stack.node.children:
         if not _has_resources(child) or child.node.id.startswith("Custom::"):  # CDK's own singleton providers
@@ -93,7 +102,9 @@ def test_every_logical_id_leads_to_its_folder_by_name(synthesized: SynthesizedAp
         source = Path(inspect.getfile(type(child))).resolve()
         assert source.is_relative_to(REPO), f"{child.node.id}: defined outside the repository ({source})"
         names = {source.stem, *(part for part in source.relative_to(REPO).parts[:-1])}
-        assert _snake(child.node.id) in names, (
+        construct_id = next((child.node.id.removesuffix(s) for s in suffixes if child.node.id.endswith(s)),
+                            child.node.id)
+        assert _snake(construct_id) in names, (
             f"{stack_id}/{child.node.id} is defined in {source.relative_to(REPO)}: rename the module or folder "
             f"to {_snake(child.node.id)}, never the construct id (that would replace its resources)")
         checked += 1

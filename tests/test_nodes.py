@@ -68,8 +68,20 @@ def test_each_node_has_its_own_pinned_file_system_and_access_points(three_nodes:
             if access_point != names.logical_id("FileSystem"):
                 assert storage[access_point]["Properties"]["FileSystemId"] == {
                     "Ref": names.logical_id("FileSystem")}
+    # Written out, so that a change to the naming code fails here: these ids must never change once deployed.
+    assert {k: v["Type"] for k, v in storage.items() if k.startswith("NodeSearch") and "MountTarget" not in k} == {
+        "NodeSearchFileSystem": "AWS::EFS::FileSystem", "NodeSearchAccessPoint": "AWS::EFS::AccessPoint",
+        "NodeSearchRecoveryPointsAccessPoint": "AWS::EFS::AccessPoint",
+        "NodeSearchRestoreAccessPoint": "AWS::EFS::AccessPoint"}
+    compute = _template(three_nodes, "Compute")
+    assert {k: compute[k]["Type"] for k in ("NodeSearchService", "NodeSearchTask", "NodeArchiveService",
+                                            "NodeArchiveTask", "ChromaServiceA3FE004D", "ChromaTask6B15C82C")} == {
+        "NodeSearchService": "AWS::ECS::Service", "NodeSearchTask": "AWS::ECS::TaskDefinition",
+        "NodeArchiveService": "AWS::ECS::Service", "NodeArchiveTask": "AWS::ECS::TaskDefinition",
+        "ChromaServiceA3FE004D": "AWS::ECS::Service", "ChromaTask6B15C82C": "AWS::ECS::TaskDefinition"}
     # The primary keeps today's ids (also pinned for every shipped environment in tests/test_logical_ids.py).
     assert NodeNames(PRIMARY_NODE).logical_id("FileSystem") == "ChromaFileSystem"
+    assert "ChromaFileSystem" in storage and "ChromaPrimaryNodeAccessPoint" in storage
     assert len(resources(three_nodes.template_json(ENV, "Storage"), "AWS::EFS::FileSystem")) == 3
     mount_targets = resources(three_nodes.template_json(ENV, "Storage"), "AWS::EFS::MountTarget")
     assert len(mount_targets) == 3 * len(THREE_NODES.network.availability_zones)
