@@ -263,7 +263,10 @@ def cmd_restore(args: argparse.Namespace) -> int:
     if sum(bool(x) for x in (args.list, args.undo, args.discard, args.recovery_point)) != 1:
         raise UsageError("restore needs exactly one of --recovery-point ARN|latest, --list, --undo RESTORE_ID, "
                          "--discard RESTORE_ID")
-    node = AwsNode(boto3.Session(region_name=config.region), args.env)
+    nodes = [n.name for n in config.nodes]
+    if args.node not in nodes:
+        raise UsageError(f"--node {args.node}: environment {args.env!r} has the nodes {', '.join(nodes)}")
+    node = AwsNode(boto3.Session(region_name=config.region), args.env, node=args.node)
 
     def say(line: str) -> None:
         print(line, file=sys.stderr, flush=True)
@@ -434,8 +437,8 @@ def build_parser() -> argparse.ArgumentParser:
     restore.add_argument("--list", action="store_true", help="list the recovery points and exit")
     restore.add_argument("--undo", metavar="RESTORE_ID", help="put back the directory a restore kept aside")
     restore.add_argument("--discard", metavar="RESTORE_ID", help="delete the directories a restore kept aside")
-    restore.add_argument("--node", default="primary", choices=["primary"],
-                         help="the node to restore (the primary only, so far: see docs/nodes.md)")
+    restore.add_argument("--node", default="primary",
+                         help="the node to restore (default: primary); the others are untouched")
     restore.add_argument("--force-version", action="store_true",
                          help="restore a recovery point taken with another Chroma release")
     restore.add_argument("--yes", action="store_true", help="go ahead (without it: say what would happen)")

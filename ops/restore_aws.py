@@ -12,12 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from cdk_app.config import PRIMARY_NODE
 from cdk_app.constants import (
-    EFS_ACCESS_POINT_ROOT,
     EFS_POSIX_GID,
     EFS_POSIX_UID,
     RECOVERY_POINT_ITEM,
-    RECOVERY_POINT_PREFIX,
     RECOVERY_POINTS_ROOT,
     RESTORE_CONTAINER,
     RESTORE_MOUNT_PATH,
@@ -30,8 +29,11 @@ from cdk_app.constants import (
     SSM_RESTORE_TASK_FAMILY,
     SSM_SERVICE_NAME,
     SSM_TASK_SECURITY_GROUP,
+    log_group_name,
+    recovery_point_prefix,
     ssm_parameter_prefix,
 )
+from cdk_app.node.names import NodeNames
 from gateway.restore_swap import EXIT_LOCKED, EXIT_NOT_FOUND, EXIT_USAGE, Layout, arguments
 from gateway.snapshot_protocol import result_key
 from ops.errors import OpsError
@@ -43,8 +45,17 @@ if TYPE_CHECKING:
 
 PARAMETERS = (SSM_CLUSTER_NAME, SSM_SERVICE_NAME, SSM_FILE_SYSTEM_ID, SSM_BACKUP_VAULT_NAME, SSM_BACKUP_ROLE_ARN,
               SSM_RESTORE_TASK_FAMILY, SSM_PRIVATE_SUBNETS, SSM_TASK_SECURITY_GROUP, SSM_RECOVERY_POINTS_BUCKET)
-# The file system as the restore task mounts it (its root), the node's and the recovery points' directories in it.
-TASK_LAYOUT = Layout(Path(RESTORE_MOUNT_PATH), EFS_ACCESS_POINT_ROOT.strip("/"), RECOVERY_POINTS_ROOT.strip("/"))
+# Published per node (under nodes/<node>/ for a node other than the primary): the rest is the environment's.
+NODE_PARAMETERS = (SSM_SERVICE_NAME, SSM_FILE_SYSTEM_ID, SSM_RESTORE_TASK_FAMILY)
+
+
+def task_layout(node: str = PRIMARY_NODE) -> Layout:
+    """The node's file system as the restore task mounts it (its root), the node's and the recovery points'
+    directories in it."""
+    return Layout(Path(RESTORE_MOUNT_PATH), NodeNames(node).data_path.strip("/"), RECOVERY_POINTS_ROOT.strip("/"))
+
+
+TASK_LAYOUT = task_layout()
 SWAP_EXIT_MEANINGS = {EXIT_USAGE: "bad arguments or an id already used", EXIT_NOT_FOUND: "the restored copy or the "
                       "directory to put back was not found", EXIT_LOCKED: "a Chroma process still held the writer lock"}
 
@@ -60,7 +71,10 @@ class Timeouts:
 
 class AwsNode:
     def __init__(self, session: boto3.Session, environment: str, timeouts: Timeouts = Timeouts(),
-                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic) -> None:
+                 sleep: Callable[[float], None] = time.sleep, clock: Callable[[], float] = time.monotonic,
+                 node: str = PRIMARY_NODE) -> None:
+        self.node, self.layout = node, task_layout(node)
+        self._directory = NodeNames(node).data_path
         self._ecs = session.client("ecs")
         self._backup = session.client("backup")
         self._s3 = session.client("s3")
@@ -70,9 +84,10 @@ class AwsNode:
 
     def _parameters(self, session: boto3.Session) -> dict[str, str]:
         prefix = ssm_parameter_prefix(self._environment)
-        names = [f"{prefix}/{name}" for name in PARAMETERS]
-        found = {p["Name"].rsplit("/", 1)[1]: p["Value"]
-                 for p in self._call(lambda: session.client("ssm").get_parameters(Names=names))["Parameters"]}
+        node = NodeNames(self.node)
+        names = {f"{prefix}/{node.parameter(name) if name in NODE_PARAMETERS else name}": name for name in PARAMETERS}
+        found = {names[p["Name"]]: p["Value"] for p in self._call(
+            lambda: session.client("ssm").get_parameters(Names=list(names)))["Parameters"]}
         missing = [name for name in PARAMETERS if name not in found]
         if missing:
             raise OpsError(f"environment {self._environment!r} does not publish {', '.join(missing)} under "
@@ -157,16 +172,16 @@ class AwsNode:
 
     def swap(self, point: RecoveryPoint | None, restore_id: str, undo: bool = False) -> str:
         if undo or point is None:
-            task_arn = self._run_task(arguments(TASK_LAYOUT, restore_id, EFS_POSIX_UID, EFS_POSIX_GID))
-            return f"task {task_arn}; restored directory kept as {EFS_ACCESS_POINT_ROOT}.failed-{restore_id}"
-        task_arn = self._run_task(arguments(TASK_LAYOUT, restore_id, EFS_POSIX_UID, EFS_POSIX_GID,
+            task_arn = self._run_task(arguments(self.layout, restore_id, EFS_POSIX_UID, EFS_POSIX_GID))
+            return f"task {task_arn}; restored directory kept as {self._directory}.failed-{restore_id}"
+        task_arn = self._run_task(arguments(self.layout, restore_id, EFS_POSIX_UID, EFS_POSIX_GID,
                                             str(point.snapshot_id), point.arn))
-        return f"task {task_arn}; live directory kept as {EFS_ACCESS_POINT_ROOT}.before-{restore_id}"
+        return f"task {task_arn}; live directory kept as {self._directory}.before-{restore_id}"
 
     def discard(self, restore_id: str) -> str:
-        task_arn = self._run_task(arguments(TASK_LAYOUT, restore_id, EFS_POSIX_UID, EFS_POSIX_GID,
+        task_arn = self._run_task(arguments(self.layout, restore_id, EFS_POSIX_UID, EFS_POSIX_GID,
                                             action="--discard"))
-        return f"task {task_arn}; deleted {EFS_ACCESS_POINT_ROOT}.before-{restore_id} and .failed-{restore_id}"
+        return f"task {task_arn}; deleted {self._directory}.before-{restore_id} and .failed-{restore_id}"
 
     def _run_task(self, command: list[str]) -> str:
         """Run the restore task with `command`; its ARN once it stopped with exit code 0, else OpsError."""
@@ -192,12 +207,14 @@ class AwsNode:
         code = next((c.get("exitCode") for c in task.get("containers", []) if c["name"] == RESTORE_CONTAINER), None)
         if code != 0:
             meaning = SWAP_EXIT_MEANINGS.get(code, "see its log") if isinstance(code, int) else "it did not run"
+            logs = log_group_name(self._environment, NodeNames(self.node).qualified("restore"))
             raise OpsError(f"the restore task {task_arn} exited {code} ({meaning}; {task.get('stoppedReason', '')}); "
-                           f"its log is in /chroma/{self._environment}/restore")
+                           f"its log is in {logs}")
         return str(task_arn)
 
     def verdict(self, restore_id: str) -> dict[str, Any]:
-        bucket, key = self.params[SSM_RECOVERY_POINTS_BUCKET], result_key(RECOVERY_POINT_PREFIX, restore_id)
+        bucket, key = self.params[SSM_RECOVERY_POINTS_BUCKET], result_key(recovery_point_prefix(self.node),
+                                                                           restore_id)
         found: dict[str, Any] = {}
 
         def answered() -> bool:

@@ -64,21 +64,27 @@ class ComputeStack(cdk.Stack):
             load_balancer=self.load_balancer.alb, service=self.chroma.service,
             removal_policy=removal_policy(config.retain_data))
 
-        self.restore_task = RestoreTask(
-            self, "RestoreTask", config=config, runtime_platform=self.chroma.runtime_platform,
-            image=self.chroma.gateway_image, file_system=storage.file_system,
-            access_point=storage.nodes[PRIMARY_NODE].restore_access_point, key=key,
-            removal_policy=removal_policy(config.retain_data))
-
-        self.restore_automation = RestoreAutomation(
-            self, "RestoreAutomation", config=config, cluster=self.chroma.cluster, service=self.chroma.service,
-            task_definition=self.restore_task.task_definition,
-            subnet_ids=vpc.select_subnets(subnet_group_name=network.network.private_subnets.subnet_group_name)
-            .subnet_ids, security_group_id=network.security_groups.task.security_group_id,
-            file_system_id=storage.file_system.file_system_id, file_system_arn=storage.file_system.file_system_arn,
-            vault_name=storage.backup.vault.backup_vault_name, vault_arn=storage.backup.vault.backup_vault_arn,
-            backup_role_arn=storage.backup.role.role_arn, bucket=requests_bucket_name(config.name),
-            cluster_logical_id=CLUSTER_LOGICAL_ID)
+        # Each node's restore: its one-off swap task (mounting only its file system) and its automation.
+        self.restore_tasks: dict[str, RestoreTask] = {}
+        subnet_ids = vpc.select_subnets(subnet_group_name=network.network.private_subnets.subnet_group_name).subnet_ids
+        for placed in config.nodes:
+            names = NodeNames(placed.name)
+            service = self.nodes[placed.name]
+            file_system = storage.nodes[placed.name]
+            task = self.restore_tasks[placed.name] = RestoreTask(
+                self, names.construct_id("RestoreTask"), config=config, node=placed,
+                runtime_platform=service.runtime_platform, image=service.gateway_image,
+                file_system=file_system.file_system, access_point=file_system.restore_access_point, key=key,
+                removal_policy=removal_policy(config.retain_data))
+            RestoreAutomation(
+                self, names.construct_id("RestoreAutomation"), config=config, node=placed.name, cluster=cluster,
+                service=service.service, task_definition=task.task_definition, subnet_ids=subnet_ids,
+                security_group_id=network.security_groups.task.security_group_id,
+                file_system_id=file_system.file_system.file_system_id,
+                file_system_arn=file_system.file_system.file_system_arn,
+                vault_name=storage.backup.vault.backup_vault_name, vault_arn=storage.backup.vault.backup_vault_arn,
+                backup_role_arn=storage.backup.role.role_arn, bucket=requests_bucket_name(config.name),
+                cluster_logical_id=CLUSTER_LOGICAL_ID)
 
         published = PublishedValues(self, "Published", environment=config.name)
         published.publish(SSM_ENDPOINT_URL, self.load_balancer.endpoint_url, "Chroma endpoint (through the gateway)")
@@ -96,7 +102,8 @@ class ComputeStack(cdk.Stack):
                           "Days between two rotations of the client token")
         # What chroma-ops restore and the restore automation need to run the swap task and read the node's verdict
         # (its subnets and security group, the node's, are published by the network stack).
-        published.publish(SSM_RESTORE_TASK_FAMILY, self.restore_task.task_definition.family,
-                          "Task definition family of the restore's one-off swap task")
+        for name, task in self.restore_tasks.items():
+            published.publish(NodeNames(name).parameter(SSM_RESTORE_TASK_FAMILY), task.task_definition.family,
+                              "Task definition family of the restore's one-off swap task" + NodeNames(name).of_node)
         published.publish(SSM_RECOVERY_POINTS_BUCKET, requests_bucket_name(config.name),
                           "S3 bucket of recovery point requests and the node's answers (and restore verdicts)")

@@ -257,3 +257,21 @@ def test_node_config_mistakes_are_refused_with_the_limit_named() -> None:
     with pytest.raises(ConfigError) as caught:
         replace(DEV, nodes=(NodeConfig("search", tenants=("acme",)),))
     assert caught.value.problems[0].startswith("nodes = ('search',): keep the node 'primary'")
+
+
+def test_each_node_has_its_own_restore_task_and_automation(three_nodes: SynthesizedApp) -> None:
+    template = three_nodes.template_json(ENV, "Compute")
+    tasks = {r["Properties"]["Family"]: r["Properties"]
+             for r in resources(template, "AWS::ECS::TaskDefinition").values()
+             if r["Properties"].get("Family", "").endswith("restore")}
+    assert set(tasks) == {f"chroma-{ENV}-restore", f"chroma-{ENV}-search-restore", f"chroma-{ENV}-archive-restore"}
+    for node in NODES:
+        family = f"chroma-{ENV}-{NodeNames(node).qualified('restore')}"
+        volume = _imports(tasks[family]["Volumes"])
+        assert NodeNames(node).logical_id("FileSystem") in volume
+        assert NodeNames(node).logical_id("RestoreAccessPoint") in volume
+    documents = {r["Properties"]["Name"]: json.dumps(r["Properties"]["Content"])
+                 for r in resources(template, "AWS::SSM::Document").values()}
+    search = documents[f"chroma-{ENV}-search-restore"]
+    assert '"chroma/search"' in search and "nodes/search/snapshots/" in search
+    assert '"chroma/primary"' in documents[f"chroma-{ENV}-restore"]

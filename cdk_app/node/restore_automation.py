@@ -17,22 +17,23 @@ from aws_cdk import aws_ecs as ecs
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
-from cdk_app.config import EnvironmentConfig
+from cdk_app.config import PRIMARY_NODE, EnvironmentConfig
 from cdk_app.constants import (
     EFS_POSIX_GID,
     EFS_POSIX_UID,
     RECOVERY_POINT_ITEM,
-    RECOVERY_POINT_PREFIX,
     RESTORE_CONTAINER,
+    recovery_point_prefix,
 )
 from cdk_app.constructs.automation import SSM_PRINCIPAL, automation_content, automation_document
 from cdk_app.nag import acknowledge
+from cdk_app.node.names import NodeNames
 from cdk_app.node.restore_task import restore_family
 from cdk_app.storage.recovery_points import RECOVERY_POINTS_ARN, RECOVERY_POINTS_FINDING, NodePrefix
 from gateway.restore_swap import arguments
 from gateway.snapshot_protocol import result_key
 from ops import recovery_points, restore_verdict
-from ops.restore_aws import TASK_LAYOUT
+from ops.restore_aws import task_layout
 
 CHOOSE_SOURCE = Path(recovery_points.__file__).read_text()
 VERDICT_SOURCE = Path(restore_verdict.__file__).read_text()
@@ -52,10 +53,10 @@ def _desired(name: str, count: int, next_step: str | None = None) -> dict[str, A
     return {**step, "nextStep": next_step} if next_step else step
 
 
-def restore_steps() -> list[dict[str, Any]]:
+def restore_steps(node: str = PRIMARY_NODE) -> list[dict[str, Any]]:
     untouched = {"onFailure": "step:StartNodeUntouched"}
-    swap = arguments(TASK_LAYOUT, RESTORE_ID, EFS_POSIX_UID, EFS_POSIX_GID, "{{ ChooseRecoveryPoint.SnapshotId }}",
-                     "{{ ChooseRecoveryPoint.RecoveryPointArn }}")
+    swap = arguments(task_layout(node), RESTORE_ID, EFS_POSIX_UID, EFS_POSIX_GID,
+                     "{{ ChooseRecoveryPoint.SnapshotId }}", "{{ ChooseRecoveryPoint.RecoveryPointArn }}")
     return [
         {"name": "ChooseRecoveryPoint", "action": "aws:executeScript",
          "inputs": {"Runtime": "python3.11", "Handler": recovery_points.HANDLER, "Script": CHOOSE_SOURCE,
@@ -110,7 +111,7 @@ def restore_steps() -> list[dict[str, Any]]:
          "timeoutSeconds": 600, "onFailure": "step:StopNodeUnverified",
          "inputs": {"Runtime": "python3.11", "Handler": restore_verdict.HANDLER, "Script": VERDICT_SOURCE,
                     "InputPayload": {"Bucket": "{{ Bucket }}",
-                                     "Key": result_key(RECOVERY_POINT_PREFIX, RESTORE_ID)}},
+                                     "Key": result_key(recovery_point_prefix(node), RESTORE_ID)}},
          "outputs": [{"Name": "Records", "Selector": "$.Payload.Records", "Type": "String"}], "isEnd": True},
         _desired("StopNodeUnverified", 0, "Failed"),
         _desired("StartNodeUntouched", 1, "Failed"),
@@ -123,20 +124,24 @@ def restore_steps() -> list[dict[str, Any]]:
 
 
 class RestoreAutomation(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, cluster: ecs.ICluster,
+    """`chroma-<env>-restore` for the primary, `chroma-<env>-<node>-restore` for another node."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, node: str,
+                 cluster: ecs.ICluster,
                  service: ecs.IBaseService, task_definition: ecs.FargateTaskDefinition, subnet_ids: list[str],
                  security_group_id: str, file_system_id: str, file_system_arn: str, vault_name: str,
                  vault_arn: str, backup_role_arn: str, bucket: str, cluster_logical_id: str) -> None:
         """`cluster_logical_id`: the cluster's pinned logical id, as cdk-nag renders its name in findings."""
         super().__init__(scope, construct_id)
+        family_name = restore_family(config.name, node)
         role = iam.Role(self, "Role", assumed_by=iam.ServicePrincipal(SSM_PRINCIPAL),
-                        description=f"chroma-{config.name}: restore a recovery point into the node")
+                        description=f"chroma-{config.name}: restore a recovery point into the node"
+                                    + NodeNames(node).of_node)
         role.add_to_policy(iam.PolicyStatement(actions=["ecs:UpdateService", "ecs:DescribeServices"],
                                                resources=[service.service_arn]))
         account = f"{cdk.Aws.REGION}:{cdk.Aws.ACCOUNT_ID}"
-        family = f"arn:{cdk.Aws.PARTITION}:ecs:{account}:task-definition/{restore_family(config.name)}"
-        family_finding = f"arn:<AWS::Partition>:ecs:<AWS::Region>:<AWS::AccountId>:task-definition/" \
-                         f"{restore_family(config.name)}"
+        family = f"arn:{cdk.Aws.PARTITION}:ecs:{account}:task-definition/{family_name}"
+        family_finding = f"arn:<AWS::Partition>:ecs:<AWS::Region>:<AWS::AccountId>:task-definition/{family_name}"
         role.add_to_policy(iam.PolicyStatement(
             actions=["ecs:RunTask"], resources=[f"{family}:*"],
             conditions={"ArnEquals": {"ecs:cluster": cluster.cluster_arn}}))
@@ -156,7 +161,7 @@ class RestoreAutomation(Construct):
         role.add_to_policy(iam.PolicyStatement(
             actions=["iam:PassRole"], resources=[backup_role_arn],
             conditions={"StringEquals": {"iam:PassedToService": "backup.amazonaws.com"}}))
-        prefix = NodePrefix(config.name)
+        prefix = NodePrefix(config.name, node)
         role.add_to_policy(iam.PolicyStatement(actions=["s3:GetObject"], resources=[prefix.answers_arn]))
         role.add_to_policy(prefix.list_statement())
         acknowledge(role, {
@@ -186,10 +191,10 @@ class RestoreAutomation(Construct):
             "BackupRoleArn": ("Role AWS Backup restores with", backup_role_arn),
             "Bucket": ("Where the node answers its verdict", bucket),
         }
-        self.document = automation_document(self, "Document", f"chroma-{config.name}-restore", automation_content(
+        self.document = automation_document(self, "Document", family_name, automation_content(
             "Restore a recovery point into the node, as chroma-ops restore does: stop the node, restore the "
             "recovery point's quiesced copy beside the live directory, swap them (the live one kept aside), start "
             "the node with writes held, and wait for its verification against the counts recorded at backup time.",
-            parameters, restore_steps(), outputs=["AwaitVerdict.Records"]))
+            parameters, restore_steps(node), outputs=["AwaitVerdict.Records"]))
         self.role = role
 

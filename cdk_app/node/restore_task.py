@@ -16,28 +16,34 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_logs as logs
 from constructs import Construct
 
-from cdk_app.config import EnvironmentConfig
+from cdk_app.config import PRIMARY_NODE, EnvironmentConfig, NodeConfig
 from cdk_app.constants import RESTORE_CONTAINER, RESTORE_MOUNT_PATH, log_group_name
 from cdk_app.log_retention import retention
 from cdk_app.nag import acknowledge_image_pull
+from cdk_app.node.names import NodeNames
 
 RESTORE_VOLUME = "file-system-root"
 
 
-def restore_family(environment: str) -> str:
-    return f"chroma-{environment}-restore"
+def restore_family(environment: str, node: str = PRIMARY_NODE) -> str:
+    """Also the name of the node's restore automation document."""
+    return f"chroma-{environment}-{NodeNames(node).qualified('restore')}"
 
 
 class RestoreTask(Construct):
-    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig,
+    """One per node: it mounts only that node's file system."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, config: EnvironmentConfig, node: NodeConfig,
                  runtime_platform: ecs.RuntimePlatform, image: ecs.ContainerImage, file_system: efs.IFileSystem,
                  access_point: efs.IAccessPoint, key: kms.IKey, removal_policy: cdk.RemovalPolicy) -> None:
         super().__init__(scope, construct_id)
-        self.log_group = logs.LogGroup(self, "Logs", log_group_name=log_group_name(config.name, "restore"),
-                                       retention=retention(config.task.log_retention_days),
+        names = NodeNames(node.name)
+        self.log_group = logs.LogGroup(self, "Logs", log_group_name=log_group_name(config.name,
+                                                                                   names.qualified("restore")),
+                                       retention=retention(config.node_task(node).log_retention_days),
                                        encryption_key=key, removal_policy=removal_policy)
         self.task_definition = ecs.FargateTaskDefinition(
-            self, "Task", family=restore_family(config.name), cpu=256, memory_limit_mib=512,
+            self, "Task", family=restore_family(config.name, node.name), cpu=256, memory_limit_mib=512,
             runtime_platform=runtime_platform,
             volumes=[ecs.Volume(name=RESTORE_VOLUME, efs_volume_configuration=ecs.EfsVolumeConfiguration(
                 file_system_id=file_system.file_system_id, transit_encryption="ENABLED",

@@ -218,3 +218,36 @@ def test_discard_runs_the_restore_task_with_only_the_restore_id(aws: dict[str, A
         detail = node_of(aws).discard(RESTORE_ID)
     ecs.assert_no_pending_responses()
     assert detail == f"task {TASK}; deleted /chroma/primary.before-{RESTORE_ID} and .failed-{RESTORE_ID}"
+
+
+def test_another_node_is_restored_with_its_own_parameters_directory_and_verdict(aws: dict[str, Any]) -> None:
+    """--node search: its service, file system and restore task (published under nodes/search/), its directory
+    /chroma/search, its verdict under nodes/search/; the environment's vault, role, subnets and bucket."""
+    prefix = ssm_parameter_prefix("dev")
+    for name, value in {"service-name": "svc-search", "file-system-id": aws["file_system"],
+                        "restore-task-family": "chroma-dev-search-restore"}.items():
+        aws["ssm"].put_parameter(Name=f"{prefix}/nodes/search/{name}", Value=value, Type="String")
+    node = AwsNode(Session(aws), "dev", Timeouts(poll_seconds=5), sleep=lambda _: None,  # type: ignore[arg-type]
+                   node="search")
+    assert (node.params["service-name"], node.params["restore-task-family"], node.params["backup-vault-name"]) == (
+        "svc-search", "chroma-dev-search-restore", VAULT)
+    ecs = Stubber(aws["ecs"])
+    command = [*SWAP_COMMAND[:SWAP_COMMAND.index("--snapshot-id")], "--discard"]
+    command[command.index("chroma/primary")] = "chroma/search"
+    ecs.add_response("run_task", {"tasks": [{"taskArn": TASK}], "failures": []}, {
+        "cluster": CLUSTER, "taskDefinition": "chroma-dev-search-restore", "launchType": "FARGATE", "count": 1,
+        "startedBy": "chroma-ops-restore",
+        "networkConfiguration": {"awsvpcConfiguration": {"subnets": ["subnet-a", "subnet-b"],
+                                                         "securityGroups": ["sg-node"], "assignPublicIp": "DISABLED"}},
+        "overrides": {"containerOverrides": [{"name": "restore", "command": command}]}})
+    ecs.add_response("describe_tasks", {"tasks": [{"lastStatus": "STOPPED", "containers": [
+        {"name": "restore", "exitCode": 0}]}]}, {"cluster": CLUSTER, "tasks": [TASK]})
+    with ecs:
+        assert node.discard(RESTORE_ID) == (f"task {TASK}; deleted /chroma/search.before-{RESTORE_ID} and "
+                                            f".failed-{RESTORE_ID}")
+    ecs.assert_no_pending_responses()
+    aws["s3"].put_object(Bucket=BUCKET, Key=f"nodes/search/snapshots/{RESTORE_ID}.json", Body=json.dumps(
+        {"status": "ok", "collections": 1, "records": 5, "problems": []}).encode())
+    assert node.verdict(RESTORE_ID)["records"] == 5
+    with pytest.raises(OpsError, match="does not publish service-name, file-system-id, restore-task-family"):
+        AwsNode(Session(aws), "dev", node="archive")  # type: ignore[arg-type]
