@@ -13,7 +13,6 @@ from typing import Any
 
 from ops.errors import OpsError, UsageError
 from ops.loadgen import (
-    COLLECTIONS_PATH,
     HttpError,
     Target,
     create_collection,
@@ -73,7 +72,7 @@ def run(target: Target, vectors: int, dim: int, k: int, concurrency: list[int], 
             inserts.append({"batch_size": batch, "vectors": count, "seconds": spent,
                             "vectors_per_second": count / spent if spent else 0.0})
         progress.close()
-        path = f"{COLLECTIONS_PATH}/{collection_id}/query"
+        path = f"{target.collections}/{collection_id}/query"
         bodies = query_bodies(dim, k, seed + 1000)
         run_clients(target, path, bodies, 1, min(1.0, seconds))  # load the index before measuring
         levels = []

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from gateway.settings import NODE_HEADER
 from ops.errors import EXIT_FAILED, OpsError, UsageError
 from ops.output import Progress, emit_json, table
 
@@ -63,19 +64,7 @@ def cmd_smoke(args: argparse.Namespace) -> int:
 
     if not (args.env or args.endpoint):
         raise UsageError("smoke needs --env ENV or --endpoint URL")
-    node, tenant = args.node, "default_tenant"
-    if node is not None:
-        if not args.env:
-            raise UsageError("--node needs --env (the environment's placement says which tenant the node serves)")
-        config = _config(args.env)
-        placed = config.node(node).tenants if node in [n.name for n in config.nodes] else None
-        if placed is None:
-            raise UsageError(f"--node {node}: environment {args.env!r} has the nodes "
-                             f"{', '.join(n.name for n in config.nodes)}")
-        if node != "primary":
-            if not placed:
-                raise UsageError(f"--node {node}: no tenant is placed on it yet, so it serves nothing to test")
-            tenant = placed[0]
+    node, tenant = _node_and_tenant(args)
     url, token, source = _endpoint(args)
     steps = smoke.run(url, token, node=node, tenant=tenant)
     ok = all(s.ok for s in steps)
@@ -89,6 +78,26 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     return 0 if ok else EXIT_FAILED
 
 
+def _node_and_tenant(args: argparse.Namespace) -> tuple[str | None, str]:
+    """--node: the node to address (X-Chroma-Node) and a tenant placed on it to work in; else the load balancer's
+    choice (the primary) and default_tenant."""
+    node = args.node
+    if node is None:
+        return None, "default_tenant"
+    if not args.env:
+        raise UsageError("--node needs --env (the environment's placement says which tenant the node serves)")
+    config = _config(args.env)
+    if node not in [n.name for n in config.nodes]:
+        raise UsageError(f"--node {node}: environment {args.env!r} has the nodes "
+                         f"{', '.join(n.name for n in config.nodes)}")
+    if node == "primary":
+        return node, "default_tenant"
+    placed = config.node(node).tenants
+    if not placed:
+        raise UsageError(f"--node {node}: no tenant is placed on it yet, so it serves nothing to test")
+    return node, placed[0]
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     import contextlib
 
@@ -97,8 +106,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     with contextlib.ExitStack() as stack:
         if args.env or args.endpoint:
+            node, tenant = _node_and_tenant(args)
             url, token, source = _endpoint(args)
-            target = Target(source, url, {"Authorization": f"Bearer {token}"})
+            headers = {"Authorization": f"Bearer {token}", **({NODE_HEADER: node} if node else {})}
+            target = Target(source, url, headers, tenant)
         else:
             bench.validate(args.vectors, args.dim, args.k, args.concurrency, args.batch_sizes, args.seconds)
             target = stack.enter_context(bench.local_target())
@@ -141,9 +152,14 @@ def cmd_capacity(args: argparse.Namespace) -> int:
                                   "monthly_usd": round(cost.fargate_monthly(prices, architecture, *size), 2)}}
     fits = None
     if args.env:
-        task = _config(args.env).task
+        config = _config(args.env)
+        names = [n.name for n in config.nodes]
+        if args.node not in names:
+            raise UsageError(f"--node {args.node}: environment {args.env!r} has the nodes {', '.join(names)}")
+        task = config.node_task(config.node(args.node))
         fits = task.memory_mib >= result.required_task_mib
-        report["environment"] = {"name": args.env, "cpu": task.cpu, "memory_mib": task.memory_mib, "fits": fits,
+        report["environment"] = {"name": args.env, "node": args.node, "cpu": task.cpu,
+                                 "memory_mib": task.memory_mib, "fits": fits,
                                  "chroma_guide_max_vectors": capacity.chroma_guide_max_vectors(task.memory_mib,
                                                                                                args.dim),
                                  # Collections of exactly this size the task holds in memory at once.
@@ -165,7 +181,8 @@ def cmd_capacity(args: argparse.Namespace) -> int:
         ]
         if args.env:
             env = report["environment"]
-            rows.append([f"environment {args.env}", f"{env['cpu'] / 1024:g} vCPU / {env['memory_mib'] / 1024:g} GB: "
+            rows.append([f"environment {args.env}, node {args.node}",
+                         f"{env['cpu'] / 1024:g} vCPU / {env['memory_mib'] / 1024:g} GB: "
                          + ("holds it" if fits else "DOES NOT hold it")])
             rows.append(["Chroma's rule of thumb", f"~{env['chroma_guide_max_vectors']:,} vectors of {args.dim} "
                          f"dimensions fit in {env['memory_mib'] / 1024:g} GB"])
@@ -388,8 +405,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     smoke = commands.add_parser("smoke", help="heartbeat, create, add, query, get, delete; cleans up")
     _add_target_options(smoke, required=True)
-    smoke.add_argument("--node", help="test this node of a multi-node environment, in a tenant placed on it "
-                                      "(default: what the load balancer routes: the primary, default_tenant)")
+
     smoke.set_defaults(run=cmd_smoke)
 
     bench = commands.add_parser("bench", help="query latency/throughput and insert throughput")
@@ -411,6 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
     capacity.add_argument("--metadata-bytes", type=int, default=0, help="average metadata size per record")
     capacity.add_argument("--headroom", type=float, default=0.25, help="spare memory fraction (default 0.25)")
     capacity.add_argument("--env", help="also say whether this environment's task holds it")
+    capacity.add_argument("--node", default="primary", help="with --env: the node whose task (default: primary)")
     capacity.add_argument("--tenant", action="append", metavar="NAME=VECTORS:DIM[:METADATA_BYTES]",
                           help="place these tenants on nodes (repeat it): the fewest nodes of --node-memory-mib")
     capacity.add_argument("--node-memory-mib", type=int,
@@ -458,6 +475,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="seconds to wait for the deploy that switches the placement")
     move.set_defaults(run=cmd_move_tenant)
 
+    for sub in (smoke, bench):
+        sub.add_argument("--node", help="this node of a multi-node environment, in a tenant placed on it (default: "
+                                        "what the load balancer routes there: the primary, default_tenant)")
     for sub in (smoke, bench, capacity, cost, restore, move):
         sub.add_argument("--json", action="store_true", help="machine-readable output")
     return parser

@@ -13,7 +13,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-COLLECTIONS_PATH = "/api/v2/tenants/default_tenant/databases/default_database/collections"
+DEFAULT_TENANT = "default_tenant"
+
+
+def collections_path(tenant: str = DEFAULT_TENANT) -> str:
+    return f"/api/v2/tenants/{tenant}/databases/default_database/collections"
+
+
+COLLECTIONS_PATH = collections_path()
 
 
 @dataclass(frozen=True)
@@ -23,6 +30,11 @@ class Target:
     name: str
     url: str
     headers: dict[str, str] = field(default_factory=dict)
+    tenant: str = DEFAULT_TENANT
+
+    @property
+    def collections(self) -> str:
+        return collections_path(self.tenant)
 
     def connect(self, timeout: float = 60) -> http.client.HTTPConnection:
         parts = urlsplit(self.url)
@@ -54,7 +66,7 @@ def vectors(count: int, dim: int, rng: random.Random) -> list[list[float]]:
 
 def create_collection(target: Target, name: str, space: str = "cosine") -> str:
     conn = target.connect()
-    created = json.loads(request(conn, "POST", COLLECTIONS_PATH, json.dumps(
+    created = json.loads(request(conn, "POST", target.collections, json.dumps(
         {"name": name, "configuration": {"hnsw": {"space": space}}, "get_or_create": True}).encode(),
         target.headers))
     conn.close()
@@ -63,7 +75,7 @@ def create_collection(target: Target, name: str, space: str = "cosine") -> str:
 
 def delete_collection(target: Target, name: str) -> None:
     conn = target.connect()
-    request(conn, "DELETE", f"{COLLECTIONS_PATH}/{name}", None, target.headers)
+    request(conn, "DELETE", f"{target.collections}/{name}", None, target.headers)
     conn.close()
 
 
@@ -78,7 +90,7 @@ def insert(target: Target, collection_id: str, count: int, dim: int, batch: int,
         body = json.dumps({"ids": [f"v{start + offset + i}" for i in range(size)],
                            "embeddings": vectors(size, dim, rng)}).encode()
         began = time.perf_counter()
-        request(conn, "POST", f"{COLLECTIONS_PATH}/{collection_id}/add", body, target.headers)
+        request(conn, "POST", f"{target.collections}/{collection_id}/add", body, target.headers)
         spent += time.perf_counter() - began
         if progress:
             progress(size)
