@@ -380,6 +380,12 @@ def cmd_move_tenant(args: argparse.Namespace) -> int:
         bar.advance(done - bar.done)
 
     mover = move_tenant.Mover(target, state, state_path, print, progress, args.answer_timeout, args.route_timeout)
+    if args.delete_source_copy:
+        if not args.yes:
+            raise UsageError(f"--delete-source-copy deletes {args.tenant!r}'s databases on {state.source} (once "
+                             f"{state.destination} holds every record): add --yes to go ahead")
+        move_tenant.delete_source_copy(mover)
+        return 0
     if args.dry_run:
         plan = mover.plan()
         rows = [[c.key, c.records, c.records * c.bytes_per_record // 1024] for c in plan.collections]
@@ -469,6 +475,9 @@ def build_parser() -> argparse.ArgumentParser:
     move.add_argument("--dry-run", action="store_true", help="size the move and estimate its write pause")
     move.add_argument("--state", help="the state file (default: ./chroma-move-<env>-<tenant>.json); a rerun "
                                       "with it goes on where the move stopped")
+    move.add_argument("--delete-source-copy", action="store_true",
+                      help="after a finished move: delete the tenant's databases on the source node")
+    move.add_argument("--yes", action="store_true", help="go ahead with --delete-source-copy")
     move.add_argument("--bucket", help="the requests bucket (default: SSM /chroma/<env>/recovery-points-bucket)")
     move.add_argument("--answer-timeout", type=float, default=300.0, help="seconds to wait for a node's answer")
     move.add_argument("--route-timeout", type=float, default=3600.0,

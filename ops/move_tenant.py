@@ -11,7 +11,8 @@ The steps, each recorded in a state file so a rerun after any failure goes on wh
 4. switch the placement is config: the tool prints the change to make in cdk_app/environments.py and the deploy to
           run, then waits until the endpoint routes the tenant to the destination and the destination's deployed
           placement owns it (the load balancer's rules change before any node restarts: cdk_app/node/routing.py);
-5. release both control documents are emptied. The source's copy stays until the operator deletes it.
+5. release both control documents are emptied. The source's copy stays until the operator deletes it
+          (`--delete-source-copy`, once the destination holds every record the source has).
 
 Writes to the tenant are refused (503 WritesPaused, which the production client retries for 180 s) from the hold
 until the route changes: the dry run estimates that pause. It is planned maintenance (README).
@@ -364,8 +365,44 @@ class Mover:
         self.control.write(s.source, MoveControl(control_id))
         for node in (s.destination, s.source):
             self.control.wait(node, control_id, lambda a: True, self.answer_timeout, "end the move")
-        self.say(f"moved {s.tenant} from {s.source} to {s.destination}; the copy on {s.source} is kept (its "
-                 "directory still holds it) until you delete it")
+        self.say(f"moved {s.tenant} from {s.source} to {s.destination}; the copy on {s.source} is kept until you "
+                 "delete it (the same command with --delete-source-copy --yes)")
+
+
+def delete_source_copy(mover: Mover) -> list[str]:
+    """The finished move's source copy: its databases deleted on the source node, once the endpoint routes the
+    tenant to the destination and the destination holds every id the source has, collection by collection. The
+    source node accepts the tenant only for this (its control document, then emptied again)."""
+    s = mover.state
+    if s.phase != "done":
+        raise OpsError(f"the move of {s.tenant!r} is at step {s.phase!r}: finish it (rerun the same command) first")
+    if mover._routed_to() != s.destination:
+        raise OpsError(f"{s.tenant!r} is not routed to {s.destination}: the source copy is still the live one")
+    control_id = f"{s.move_id}-delete"
+    mover.control.write(s.source, MoveControl(control_id, incoming=(s.tenant,)))
+    mover.control.wait(s.source, control_id, lambda a: True, mover.answer_timeout, "accept the tenant for deletion")
+    try:
+        source = mover.server(s.source)
+        databases = [d["name"] for d in _all(lambda limit, offset: source.list_databases(
+            limit=limit, offset=offset, tenant=s.tenant))]
+        for database in databases:
+            for model in _collections(source, s.tenant, database):
+                left = _ids(mover.client(s.source, database).get_collection(model.name))
+                try:
+                    right = _ids(mover.client(s.destination, database).get_collection(model.name))
+                except Exception:  # the collection is gone on the destination: keep the source's
+                    right = set()
+                if not left <= right:
+                    raise OpsError(f"{database}/{model.name}: {len(left - right)} records of the source copy are "
+                                   f"not on {s.destination}; nothing was deleted")
+        for database in databases:
+            source.delete_database(database, tenant=s.tenant)
+    finally:
+        release = f"{s.move_id}-deleted"
+        mover.control.write(s.source, MoveControl(release))
+        mover.control.wait(s.source, release, lambda a: True, mover.answer_timeout, "end the deletion")
+    mover.say(f"deleted the source copy of {s.tenant!r} on {s.source}: databases {', '.join(databases)}")
+    return databases
 
 
 def _present(values: list[Any] | None) -> list[Any] | None:

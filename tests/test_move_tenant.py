@@ -233,6 +233,15 @@ def test_a_tenant_moves_under_load_with_no_failed_read_and_no_lost_record(tmp_pa
                 control = json.loads(s3.get_object(Bucket=cluster.bucket, Key=f"nodes/{node}/tenant-moves.json")[
                     "Body"].read())
                 assert control["held"] == [] and control["incoming"] == []
+            # The operator deletes the source copy: only its databases on the source go; the tenant's data serves.
+            assert sorted(move_tenant.delete_source_copy(mover)) == ["archive", "default_database"]
+            with pytest.raises(Exception, match="does not exist"):
+                source.get_collection("docs")
+            docs = connect(endpoint=standin.url, token=TOKEN, tenant="acme").get_collection("docs")
+            assert docs.count() == 1200 + len(load.acknowledged["acme"])
+            control = json.loads(s3.get_object(Bucket=cluster.bucket, Key=f"nodes/{PRIMARY_NODE}/tenant-moves.json")[
+                "Body"].read())
+            assert control["incoming"] == []
 
 
 def test_a_move_resumes_after_a_failure_and_refuses_to_switch_on_a_bad_copy(tmp_path: Path) -> None:
@@ -277,6 +286,9 @@ def test_a_move_resumes_after_a_failure_and_refuses_to_switch_on_a_bad_copy(tmp_
             with pytest.raises(Exception, match="WritesPaused"):
                 writer.get_collection("docs").add(ids=["late"], embeddings=[vector(6)])
             assert writer.get_collection("docs").count() == 1200  # reads go on
+            # Its source copy cannot be deleted: the move is not finished.
+            with pytest.raises(OpsError, match="at step 'copy': finish it"):
+                move_tenant.delete_source_copy(resumed)
             # A second move touching the same nodes is refused while this one is unfinished.
             other = move_tenant.new_state("pair", "globex", "search", PRIMARY_NODE, time.time() + 1)
             with pytest.raises(OpsError, match="part of another tenant move"):
