@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from gateway.s3_documents import read_if_changed
 from gateway.snapshot_protocol import SnapshotRequest, parse_request, request_key, result_key
 
 if TYPE_CHECKING:
@@ -34,19 +35,11 @@ class S3SnapshotRequests:
 
     def poll(self, now: float | None = None) -> SnapshotRequest | None:
         """A request to act on now, or None (none, unchanged, answered, expired or malformed)."""
-        arguments: dict[str, Any] = {"Bucket": self._bucket, "Key": request_key(self._prefix)}
-        if self._etag:
-            arguments["IfNoneMatch"] = self._etag
+        body, self._etag = read_if_changed(self._client, self._bucket, request_key(self._prefix), self._etag)
+        if body is None:
+            return None
         try:
-            answer = self._client.get_object(**arguments)
-        except ClientError as error:
-            code = error.response.get("Error", {}).get("Code", "")
-            if code in ("304", "NotModified", "NoSuchKey", "404"):
-                return None
-            raise
-        self._etag = answer.get("ETag")
-        try:
-            request = parse_request(answer["Body"].read())
+            request = parse_request(body)
         except ValueError as error:
             log.error("ignoring a malformed snapshot request", extra={"event": "snapshot_request_invalid",
                                                                        "error": str(error)})

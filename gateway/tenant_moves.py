@@ -88,20 +88,13 @@ class S3MoveControl:
 
     def poll(self) -> MoveControl | None:
         """The document if it changed since the last poll; None if unchanged, missing or malformed."""
-        from botocore.exceptions import ClientError
+        from gateway.s3_documents import read_if_changed
 
-        arguments: dict[str, Any] = {"Bucket": self._bucket, "Key": control_key(self._prefix)}
-        if self._etag:
-            arguments["IfNoneMatch"] = self._etag
+        body, self._etag = read_if_changed(self._client, self._bucket, control_key(self._prefix), self._etag)
+        if body is None:
+            return None
         try:
-            answer = self._client.get_object(**arguments)
-        except ClientError as error:
-            if error.response.get("Error", {}).get("Code", "") in ("304", "NotModified", "NoSuchKey", "404"):
-                return None
-            raise
-        self._etag = answer.get("ETag")
-        try:
-            return parse_control(answer["Body"].read(), self._tenant_name)
+            return parse_control(body, self._tenant_name)
         except ValueError as error:
             log.error("ignoring a malformed tenant-move control", extra={"event": "tenant_moves_invalid",
                                                                           "error": str(error)})

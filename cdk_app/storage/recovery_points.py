@@ -72,15 +72,16 @@ class NodePrefix:
 
     @property
     def move_answers_finding(self) -> str:
-        bucket = requests_bucket_name(self.environment, "<AWS::AccountId>", "<AWS::Region>")
-        return f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{bucket}/{answer_key(self.prefix, '*')}]"
+        return self._finding(answer_key(self.prefix, "*"))
 
     @property
     def answers_finding(self) -> str:
-        """The cdk-nag finding the answers' wildcard raises, as cdk-nag renders it."""
+        return self._finding(result_key(self.prefix, "*"))
+
+    def _finding(self, key: str) -> str:
+        """The cdk-nag finding a wildcard key of the bucket raises, as cdk-nag renders it."""
         bucket = requests_bucket_name(self.environment, "<AWS::AccountId>", "<AWS::Region>")
-        answers = result_key(self.prefix, "*")
-        return f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{bucket}/{answers}]"
+        return f"AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:s3:::{bucket}/{key}]"
 
     def list_statement(self) -> iam.PolicyStatement:
         """Listing, only under the node's prefix, makes a missing answer a 404 rather than a 403."""
