@@ -30,6 +30,7 @@ from gateway import settings as gw
 from gateway.local import Server, chroma_server, gateway_server
 from gateway.tests.conftest import TOKEN, aws_settings, running_moto
 from ops import move_tenant
+from ops.cli import main
 from ops.errors import OpsError
 from tests.alb_standin import AlbStandIn, routing_from_template
 from tests.cdk_support import synthesize
@@ -244,13 +245,25 @@ def test_a_tenant_moves_under_load_with_no_failed_read_and_no_lost_record(tmp_pa
             assert control["incoming"] == []
 
 
-def test_a_move_resumes_after_a_failure_and_refuses_to_switch_on_a_bad_copy(tmp_path: Path) -> None:
+def test_a_move_resumes_after_a_failure_and_refuses_to_switch_on_a_bad_copy(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
     before = deployed(BEFORE, tmp_path / "before")
     with two_nodes(tmp_path, before) as cluster:
         standin = AlbStandIn(routing_from_template(before.compute, BEFORE),
                              {node: server.port for node, server in cluster.gateways.items()})
         with standin.running():
             seed(standin.url)
+            # The CLI's dry run sizes the move and its pause, and changes nothing.
+            monkeypatch.setattr("ops.cli._environments", lambda: {"pair": BEFORE})
+            for key, value in cluster.aws.items():
+                monkeypatch.setenv(key, value)
+            dry = ["move-tenant", "--env", "pair", "--tenant", "acme", "--to", "search", "--dry-run", "--endpoint",
+                   standin.url, "--token", TOKEN, "--bucket", cluster.bucket, "--state", str(tmp_path / "dry.json")]
+            assert main(dry) == 0
+            out = capsys.readouterr().out
+            assert "move 'acme' from primary to search in pair" in out and "1,201 records" in out
+            assert "writes to 'acme' held for ~" in out and "planned maintenance" in out
+            assert not (tmp_path / "dry.json").exists()
             s3 = boto3.client("s3", endpoint_url=cluster.aws["AWS_ENDPOINT_URL"], region_name="us-east-1",
                               aws_access_key_id="testing", aws_secret_access_key="testing")
             state_path = tmp_path / "move.json"
