@@ -332,9 +332,9 @@ class Mover:
                  f"environments={s.environment}\nwaiting for the endpoint to route {s.tenant} to {s.destination} "
                  f"(up to {self.route_timeout:g} s)...")
         deadline = time.monotonic() + self.route_timeout
-        while self._routed_to() != s.destination:
+        while self.routed_to() != s.destination:
             if time.monotonic() > deadline:
-                raise OpsError(f"{s.tenant} is still routed to {self._routed_to()}; deploy the placement change, "
+                raise OpsError(f"{s.tenant} is still routed to {self.routed_to()}; deploy the placement change, "
                                "then rerun the same command to go on")
             time.sleep(2.0)
         control_id = self._control_id("copied")
@@ -349,7 +349,7 @@ class Mover:
         earlier = (self.control.current(s.source) or {}).get("aliases", {})
         return {**{old: s.aliases[mid] for old, mid in earlier.items() if mid in s.aliases}, **s.aliases}
 
-    def _routed_to(self) -> str | None:
+    def routed_to(self) -> str | None:
         """The node that answers a request for the tenant through the endpoint, as clients send it."""
         try:
             response = httpx.get(f"{self.target.endpoint}/api/v2/tenants/{self.state.tenant}",
@@ -376,7 +376,7 @@ def delete_source_copy(mover: Mover) -> list[str]:
     s = mover.state
     if s.phase != "done":
         raise OpsError(f"the move of {s.tenant!r} is at step {s.phase!r}: finish it (rerun the same command) first")
-    if mover._routed_to() != s.destination:
+    if mover.routed_to() != s.destination:
         raise OpsError(f"{s.tenant!r} is not routed to {s.destination}: the source copy is still the live one")
     control_id = f"{s.move_id}-delete"
     mover.control.write(s.source, MoveControl(control_id, incoming=(s.tenant,)))
