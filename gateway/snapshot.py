@@ -157,16 +157,22 @@ def make_room(settings: SnapshotSettings) -> None:
             "(runbooks/efs-capacity.md)")
 
 
+def drain(in_flight: Callable[[], int], seconds: float) -> int:
+    """Wait, at most `seconds`, until no write is in flight (writes are held already); the writes still in flight."""
+    deadline = time.monotonic() + seconds
+    while (count := in_flight()) > 0 and time.monotonic() < deadline:
+        time.sleep(POLL_SECONDS)
+    return count
+
+
 def _copy_quiesced(gate: WriteGate, settings: SnapshotSettings) -> tuple[Signature, int, float]:
     """Hold writes, wait for none in flight, bring the copy up to date, release. Returns the files, the bytes
     copied and the pause."""
     gate.hold()
     held = time.monotonic()
     try:
-        while (in_flight := gate.in_flight()) > 0:
-            if time.monotonic() - held > settings.drain_seconds:
-                raise SnapshotError(f"{in_flight} writes still in flight after {settings.drain_seconds:g} s")
-            time.sleep(POLL_SECONDS)
+        if in_flight := drain(gate.in_flight, settings.drain_seconds):
+            raise SnapshotError(f"{in_flight} writes still in flight after {settings.drain_seconds:g} s")
         before = signature(settings.source)
         copied = sync_files(settings.source, settings.latest, before, held + settings.max_pause_seconds)
         after = signature(settings.source)

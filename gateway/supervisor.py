@@ -290,11 +290,8 @@ class Supervisor:
                                                                                    "error": str(error)})
                 self.move_control.forget()  # read it again next turn
                 continue
-            deadline = time.monotonic() + self.settings.upstream_timeout_seconds
-            in_flight = await asyncio.to_thread(self.moves.in_flight)
-            while in_flight and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
-                in_flight = await asyncio.to_thread(self.moves.in_flight)
+            in_flight = await asyncio.to_thread(snapshot.drain, self.holds.in_flight,
+                                                self.settings.upstream_timeout_seconds)
             log.info("tenant-move control applied", extra={
                 "event": "tenant_moves_applied", "control_id": control.control_id, "held": list(control.held),
                 "incoming": list(control.incoming), "writes_in_flight": in_flight})

@@ -134,7 +134,3 @@ class MoveMaps:
         self._api.replace_map_entries(self._aliases, control.aliases)
         self._api.replace_map(self._incoming, control.incoming)
         self._api.replace_map(self._held, control.held)
-
-    def in_flight(self) -> int:
-        """Writes on their way to Chroma now (of any tenant: HAProxy counts per backend)."""
-        return self._api.sessions(haproxy_config.WRITE_BACKEND)

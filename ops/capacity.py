@@ -67,6 +67,12 @@ def validate(vectors: int, dim: int, max_neighbors: int) -> None:
         raise UsageError(f"--max-neighbors = {max_neighbors}: use 2 to 512 (Chroma's default is 16)")
 
 
+def record_ram_bytes(dim: int, max_neighbors: int = 16, metadata_bytes: int = 0,
+                     model: Model = DEFAULT_MODEL) -> float:
+    """One record's share of the index in memory: its vector, its graph links, its overhead and metadata."""
+    return 4 * dim + 2 * max_neighbors * 4 + model.overhead_bytes_per_record + metadata_bytes
+
+
 def estimate(vectors: int, dim: int, max_neighbors: int = 16, document_bytes: int = 0, metadata_bytes: int = 0,
              headroom: float = 0.25, model: Model = DEFAULT_MODEL, collections: int = 1) -> Estimate:
     """`vectors` in all, spread over `collections` collections (every index is held in memory: Chroma 1.5.9's index
@@ -78,7 +84,7 @@ def estimate(vectors: int, dim: int, max_neighbors: int = 16, document_bytes: in
         raise UsageError(f"--headroom = {headroom}: use 0 to 4 (a fraction: 0.25 = 25 %)")
     links = 2 * max_neighbors * 4
     ram = (model.baseline_bytes + collections * model.overhead_bytes_per_collection
-           + vectors * (4 * dim + links + model.overhead_bytes_per_record + metadata_bytes))
+           + vectors * record_ram_bytes(dim, max_neighbors, metadata_bytes, model))
     per_record_on_disk = (model.disk_vector_factor * 4 * dim + links + model.disk_overhead_bytes_per_record
                           + document_bytes + metadata_bytes)
     disk = model.disk_baseline_bytes + vectors * per_record_on_disk

@@ -78,6 +78,14 @@ def cmd_smoke(args: argparse.Namespace) -> int:
     return 0 if ok else EXIT_FAILED
 
 
+def _node(config: Any, option: str, name: str, hint: str = "") -> Any:
+    """The environment's node `name` (a NodeConfig), or a UsageError naming the option and the nodes there are."""
+    names = [node.name for node in config.nodes]
+    if name not in names:
+        raise UsageError(f"{option} {name}: environment {config.name!r} has the nodes {', '.join(names)}{hint}")
+    return config.node(name)
+
+
 def _node_and_tenant(args: argparse.Namespace) -> tuple[str | None, str]:
     """--node: the node to address (X-Chroma-Node) and a tenant placed on it to work in; else the load balancer's
     choice (the primary) and default_tenant."""
@@ -86,13 +94,9 @@ def _node_and_tenant(args: argparse.Namespace) -> tuple[str | None, str]:
         return None, "default_tenant"
     if not args.env:
         raise UsageError("--node needs --env (the environment's placement says which tenant the node serves)")
-    config = _config(args.env)
-    if node not in [n.name for n in config.nodes]:
-        raise UsageError(f"--node {node}: environment {args.env!r} has the nodes "
-                         f"{', '.join(n.name for n in config.nodes)}")
+    placed = _node(_config(args.env), "--node", node).tenants
     if node == "primary":
         return node, "default_tenant"
-    placed = config.node(node).tenants
     if not placed:
         raise UsageError(f"--node {node}: no tenant is placed on it yet, so it serves nothing to test")
     return node, placed[0]
@@ -153,10 +157,7 @@ def cmd_capacity(args: argparse.Namespace) -> int:
     fits = None
     if args.env:
         config = _config(args.env)
-        names = [n.name for n in config.nodes]
-        if args.node not in names:
-            raise UsageError(f"--node {args.node}: environment {args.env!r} has the nodes {', '.join(names)}")
-        task = config.node_task(config.node(args.node))
+        task = config.node_task(_node(config, "--node", args.node))
         fits = task.memory_mib >= result.required_task_mib
         report["environment"] = {"name": args.env, "node": args.node, "cpu": task.cpu,
                                  "memory_mib": task.memory_mib, "fits": fits,
@@ -280,9 +281,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     if sum(bool(x) for x in (args.list, args.undo, args.discard, args.recovery_point)) != 1:
         raise UsageError("restore needs exactly one of --recovery-point ARN|latest, --list, --undo RESTORE_ID, "
                          "--discard RESTORE_ID")
-    nodes = [n.name for n in config.nodes]
-    if args.node not in nodes:
-        raise UsageError(f"--node {args.node}: environment {args.env!r} has the nodes {', '.join(nodes)}")
+    _node(config, "--node", args.node)
     node = AwsNode(boto3.Session(region_name=config.region), args.env, node=args.node)
 
     def say(line: str) -> None:
@@ -349,10 +348,7 @@ def cmd_move_tenant(args: argparse.Namespace) -> int:
     from ops import move_tenant
 
     config = _config(args.env)
-    nodes = [node.name for node in config.nodes]
-    if args.to not in nodes:
-        raise UsageError(f"--to {args.to}: environment {args.env!r} has the nodes {', '.join(nodes)} (add the node "
-                         "to its config and deploy it first)")
+    _node(config, "--to", args.to, " (add the node to its config and deploy it first)")
     state_path = Path(args.state or f"chroma-move-{args.env}-{args.tenant}.json")
     if state_path.exists():
         state = move_tenant.MoveState.load(state_path)

@@ -32,9 +32,12 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from cdk_app.constants import recovery_point_prefix
 from gateway.settings import NODE_HEADER
 from gateway.tenant_moves import MoveControl, answer_key, control_body, control_key
 from ops.errors import OpsError, UsageError
+from ops.restore_verdict import read as read_json  # a JSON answer in S3, or None while there is none
+from ops.waiting import wait_until
 
 if TYPE_CHECKING:
     from chromadb.api import ClientAPI
@@ -49,6 +52,8 @@ SAMPLE_QUERIES = 20
 NEIGHBOURS = 5
 # HNSW is approximate: two indexes built in a different order may order near-ties differently.
 MIN_RECALL = 0.95
+ANSWER_POLL_SECONDS = 0.5
+ROUTE_POLL_SECONDS = 2.0
 
 
 @dataclass
@@ -92,7 +97,7 @@ class CollectionPlan:
     database: str
     name: str
     records: int
-    bytes_per_record: int
+    bytes_per_record: int = 0  # sampled by the plan (dry run) only
 
     @property
     def key(self) -> str:
@@ -118,7 +123,8 @@ class Plan:
 
 
 class NodeControl:
-    """The nodes' control documents (gateway/tenant_moves.py) and their answers."""
+    """The nodes' control documents (gateway/tenant_moves.py) and their answers, under each node's prefix of the
+    requests bucket."""
 
     def __init__(self, s3: S3Client, bucket: str) -> None:
         self._s3 = s3
@@ -128,36 +134,28 @@ class NodeControl:
         """The node's aliases of earlier moves are kept (merged under the new ones)."""
         current = self.current(node) or {}
         control = dataclasses.replace(control, aliases={**current.get("aliases", {}), **control.aliases})
-        self._s3.put_object(Bucket=self._bucket, Key=control_key(f"nodes/{node}"), Body=control_body(control),
-                            ContentType="application/json")
+        self._s3.put_object(Bucket=self._bucket, Key=control_key(recovery_point_prefix(node)),
+                            Body=control_body(control), ContentType="application/json")
 
     def current(self, node: str) -> dict[str, Any] | None:
-        try:
-            body = self._s3.get_object(Bucket=self._bucket, Key=control_key(f"nodes/{node}"))["Body"].read()
-        except self._s3.exceptions.NoSuchKey:
-            return None
-        found: dict[str, Any] = json.loads(body)
-        return found
+        return read_json(self._s3, self._bucket, control_key(recovery_point_prefix(node)))
 
     def answer(self, node: str, control_id: str) -> dict[str, Any] | None:
-        try:
-            body = self._s3.get_object(Bucket=self._bucket, Key=answer_key(f"nodes/{node}", control_id))
-        except self._s3.exceptions.NoSuchKey:
-            return None
-        found: dict[str, Any] = json.loads(body["Body"].read())
-        return found
+        return read_json(self._s3, self._bucket, answer_key(recovery_point_prefix(node), control_id))
 
     def wait(self, node: str, control_id: str, until: Callable[[dict[str, Any]], bool], timeout: float,
              what: str) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            answer = self.answer(node, control_id)
-            if answer is not None and until(answer):
-                return answer
-            if time.monotonic() > deadline:
-                raise OpsError(f"node {node} did not {what} within {timeout:g} s (control {control_id}; its last "
-                               f"answer: {answer}); rerun the same command to go on")
-            time.sleep(0.5)
+        last: dict[str, Any] = {}
+
+        def answered() -> bool:
+            last["answer"] = self.answer(node, control_id)
+            return last["answer"] is not None and until(last["answer"])
+
+        if not wait_until(answered, timeout, ANSWER_POLL_SECONDS):
+            raise OpsError(f"node {node} did not {what} within {timeout:g} s (control {control_id}; its last "
+                           f"answer: {last['answer']}); rerun the same command to go on")
+        answer: dict[str, Any] = last["answer"]
+        return answer
 
 
 def owns(answer: dict[str, Any], tenant: str) -> bool:
@@ -190,21 +188,24 @@ class Mover:
         assert isinstance(client, ResilientClient)
         return client.server
 
-    # the plan (dry run)
-    def plan(self) -> Plan:
+    # what the source holds
+    def inventory(self) -> list[CollectionPlan]:
+        """The tenant's collections on the source, with their counts: what copy and verify walk."""
         server, tenant = self.server(self.state.source), self.state.tenant
+        return [CollectionPlan(database, model.name, self.client(self.state.source, database).get_collection(
+                    model.name).count())
+                for database in _databases(server, tenant) for model in _collections(server, tenant, database)]
+
+    def plan(self) -> Plan:
+        """The inventory, each collection's record size and the read speed measured on a sample (dry run)."""
         collections, read_seconds, read_records = [], 0.0, 0
-        for database in _all(lambda limit, offset: server.list_databases(limit=limit, offset=offset,
-                                                                          tenant=tenant)):
-            client = self.client(self.state.source, database["name"])
-            for model in _collections(server, tenant, database["name"]):
-                collection = client.get_collection(model.name)
-                started = time.monotonic()
-                sample = collection.get(limit=100, include=["embeddings", "documents", "metadatas", "uris"])
-                read_seconds += time.monotonic() - started
-                read_records += len(sample["ids"])
-                size = _record_bytes(sample)
-                collections.append(CollectionPlan(database["name"], model.name, collection.count(), size))
+        for item in self.inventory():
+            collection = self.client(self.state.source, item.database).get_collection(item.name)
+            started = time.monotonic()
+            sample = collection.get(limit=100, include=["embeddings", "documents", "metadatas", "uris"])
+            read_seconds += time.monotonic() - started
+            read_records += len(sample["ids"])
+            collections.append(dataclasses.replace(item, bytes_per_record=_record_bytes(sample)))
         return Plan(tuple(collections), read_seconds / max(read_records, 1))
 
     # the steps
@@ -245,14 +246,15 @@ class Mover:
         except Exception as error:  # chromadb raises its own errors by name: an existing tenant is fine
             if "already exists" not in str(error).lower() and "UniqueConstraint" not in type(error).__name__:
                 raise
-        plan = self.plan()
-        total = plan.records
+        inventory = self.inventory()
+        total = sum(item.records for item in inventory)
         done = sum(s.copied.values())
         self.progress("copy", done, total)
-        for item in plan.collections:
-            if item.database not in {d["name"] for d in _all(lambda limit, offset: destination.list_databases(
-                    limit=limit, offset=offset, tenant=s.tenant))}:
+        databases = set(_databases(destination, s.tenant))
+        for item in inventory:
+            if item.database not in databases:
                 destination.create_database(item.database, tenant=s.tenant)
+                databases.add(item.database)
             model = source.get_collection(item.name, tenant=s.tenant, database=item.database)
             copied = destination.create_collection(
                 item.name, configuration=_configuration(model), metadata=model.metadata, get_or_create=True,
@@ -281,14 +283,14 @@ class Mover:
         self.control.write(s.destination, MoveControl(control_id, incoming=(s.tenant,), aliases=self._aliases()))
         self.control.wait(s.destination, control_id, lambda a: True, self.answer_timeout,
                           "answer to the old collection ids")
-        self.say(f"copied {done:,} records in {len(plan.collections)} collections")
+        self.say(f"copied {done:,} records in {len(inventory)} collections")
 
     def verify(self) -> None:
         s = self.state
         rng = random.Random(s.move_id)  # noqa: S311 - which records to sample, not a secret
         problems, checked = [], 0
         recalls = []
-        for item in self.plan().collections:
+        for item in self.inventory():
             reader = self.client(s.source, item.database).get_collection(item.name)
             writer = self.client(s.destination, item.database).get_collection(item.name)
             source_ids, destination_ids = _ids(reader), _ids(writer)
@@ -331,12 +333,9 @@ class Mover:
                  f"NodeConfig({s.destination!r}, tenants=...)\n  then: npx cdk deploy --all -c "
                  f"environments={s.environment}\nwaiting for the endpoint to route {s.tenant} to {s.destination} "
                  f"(up to {self.route_timeout:g} s)...")
-        deadline = time.monotonic() + self.route_timeout
-        while self.routed_to() != s.destination:
-            if time.monotonic() > deadline:
-                raise OpsError(f"{s.tenant} is still routed to {self.routed_to()}; deploy the placement change, "
-                               "then rerun the same command to go on")
-            time.sleep(2.0)
+        if not wait_until(lambda: self.routed_to() == s.destination, self.route_timeout, ROUTE_POLL_SECONDS):
+            raise OpsError(f"{s.tenant} is still routed to {self.routed_to()}; deploy the placement change, then "
+                           "rerun the same command to go on")
         control_id = self._control_id("copied")
         self.control.wait(s.destination, control_id, lambda a: owns(a, s.tenant), self.route_timeout,
                           f"restart with {s.tenant} in its deployed placement")
@@ -383,8 +382,7 @@ def delete_source_copy(mover: Mover) -> list[str]:
     mover.control.wait(s.source, control_id, lambda a: True, mover.answer_timeout, "accept the tenant for deletion")
     try:
         source = mover.server(s.source)
-        databases = [d["name"] for d in _all(lambda limit, offset: source.list_databases(
-            limit=limit, offset=offset, tenant=s.tenant))]
+        databases = _databases(source, s.tenant)
         for database in databases:
             for model in _collections(source, s.tenant, database):
                 left = _ids(mover.client(s.source, database).get_collection(model.name))
@@ -422,6 +420,11 @@ def _all(page: Callable[[int, int], Any], size: int = 100) -> Iterator[Any]:
         if len(items) < size:
             return
         offset += size
+
+
+def _databases(server: ResilientFastAPI, tenant: str) -> list[str]:
+    return [d["name"] for d in _all(lambda limit, offset: server.list_databases(limit=limit, offset=offset,
+                                                                                 tenant=tenant))]
 
 
 def _collections(server: ResilientFastAPI, tenant: str, database: str) -> Iterator[Any]:

@@ -80,16 +80,11 @@ def fill_percent(node: PlacedNode, memory_mib: int, headroom: float = 0.25) -> f
     return 100 * node.ram_bytes / room
 
 
-def _bytes_per_vector(dim: int, metadata_bytes: int) -> float:
-    model = capacity.DEFAULT_MODEL
-    return 4 * dim + 2 * 16 * 4 + model.overhead_bytes_per_record + metadata_bytes
-
-
 def budget(node: PlacedNode) -> tuple[int, int]:
     """The node's VectorBudget (vectors, dim): its tenants' vectors, counted at the widest dimension they use."""
     dim = max(t.dim for t in node.tenants)
-    total = sum(t.vectors * _bytes_per_vector(t.dim, t.metadata_bytes) for t in node.tenants)
-    return -int(-total // _bytes_per_vector(dim, 0)), dim
+    total = sum(t.vectors * capacity.record_ram_bytes(t.dim, metadata_bytes=t.metadata_bytes) for t in node.tenants)
+    return -int(-total // capacity.record_ram_bytes(dim)), dim
 
 
 def smallest_cpu(memory_mib: int) -> int:

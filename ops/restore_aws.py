@@ -39,6 +39,7 @@ from gateway.snapshot_protocol import result_key
 from ops.errors import OpsError
 from ops.recovery_points import RecoveryPoint, recovery_points
 from ops.restore_verdict import read as read_verdict
+from ops.waiting import wait_until
 
 if TYPE_CHECKING:
     import boto3
@@ -102,11 +103,8 @@ class AwsNode:
             raise OpsError(f"AWS refused: {error}") from None
 
     def _wait(self, what: str, timeout: float, done: Callable[[], bool]) -> None:
-        deadline = self._clock() + timeout
-        while not done():
-            if self._clock() > deadline:
-                raise OpsError(f"{what} did not happen within {timeout:g} s")
-            self._sleep(self._timeouts.poll_seconds)
+        if not wait_until(done, timeout, self._timeouts.poll_seconds, self._sleep, self._clock):
+            raise OpsError(f"{what} did not happen within {timeout:g} s")
 
     @property
     def file_system_arn(self) -> str:

@@ -68,6 +68,21 @@ def normalized(template: dict[str, Any]) -> dict[str, Any]:
     return template
 
 
+# cfn-lint warnings accepted in every template, each with why.
+ACCEPTED_LINT_WARNINGS = {
+    "W3005",  # CDK's own custom-resource provider emits a redundant DependsOn.
+    "W3010",  # Availability zones are given explicitly on purpose: synth must not look them up.
+}
+
+
+def cfn_lint_findings(app: SynthesizedApp) -> list[dict[str, Any]]:
+    """cfn-lint's findings over every template of `app`, but the accepted warnings."""
+    cfn_lint = Path(sys.executable).parent / "cfn-lint"
+    result = subprocess.run([str(cfn_lint), "--format", "json", *map(str, app.template_files())],
+                            capture_output=True, text=True, check=False)
+    return [f for f in json.loads(result.stdout or "[]") if f["Rule"]["Id"] not in ACCEPTED_LINT_WARNINGS]
+
+
 def resources(template: dict[str, Any], resource_type: str) -> dict[str, dict[str, Any]]:
     return {k: r for k, r in template["Resources"].items() if r["Type"] == resource_type}
 

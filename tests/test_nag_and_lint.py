@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -12,7 +10,7 @@ import pytest
 
 from cdk_app.config import LoadBalancerConfig, NetworkConfig
 from cdk_app.environments import DEV
-from tests.cdk_support import SynthesizedApp, synthesize
+from tests.cdk_support import SynthesizedApp, cfn_lint_findings, synthesize
 
 
 def test_every_environment_synthesizes_with_no_unacknowledged_nag_finding(synthesized: SynthesizedApp) -> None:
@@ -59,20 +57,9 @@ def test_nag_fails_synth_on_a_real_finding(tmp_path: Path) -> None:
 
 
 def test_cfn_lint_reports_no_errors(synthesized: SynthesizedApp) -> None:
-    files = [str(path) for path in synthesized.template_files()]
-    cfn_lint = Path(sys.executable).parent / "cfn-lint"
-    result = subprocess.run([str(cfn_lint), "--format", "json", *files],
-                            capture_output=True, text=True, check=False)
-    findings = json.loads(result.stdout or "[]")
-    errors = [f for f in findings if f["Level"] == "Error"]
-    assert not errors, json.dumps(errors, indent=1)
-    # Warnings we accept are listed here, each with why; anything else fails.
-    accepted = {
-        "W3005",  # CDK's own custom-resource provider emits a redundant DependsOn.
-        "W3010",  # Availability zones are given explicitly on purpose: synth must not look them up.
-    }
-    unexpected = [f for f in findings if f["Rule"]["Id"] not in accepted]
-    assert not unexpected, json.dumps(unexpected, indent=1)
+    # No error, and no warning but those accepted in tests/cdk_support.py (each with why).
+    findings = cfn_lint_findings(synthesized)
+    assert not findings, json.dumps(findings, indent=1)
 
 
 def test_network_config_without_any_egress_is_refused() -> None:

@@ -5,10 +5,7 @@ route each placed tenant to its node, per-node alarms and jobs, and cdk-nag and 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,7 +16,7 @@ from cdk_app.node.names import NodeNames
 from cdk_app.node.routing import routing_rules, tenant_patterns
 from cdk_app.validation import MAX_NODES, MAX_ROUTED_TENANTS, ConfigError
 from gateway import settings as gw
-from tests.cdk_support import STACK_IDS, SynthesizedApp, resources
+from tests.cdk_support import STACK_IDS, SynthesizedApp, cfn_lint_findings, resources
 from tests.three_nodes import THREE_NODES
 
 ENV = THREE_NODES.name
@@ -225,11 +222,7 @@ def test_every_node_has_its_alarms_jobs_and_composite(three_nodes: SynthesizedAp
 
 def test_three_node_templates_are_cfn_lint_clean(three_nodes: SynthesizedApp) -> None:
     # cdk-nag ran at synth (it raises on any unacknowledged finding); cfn-lint here.
-    files = [str(path) for path in three_nodes.template_files()]
-    cfn_lint = Path(sys.executable).parent / "cfn-lint"
-    result = subprocess.run([str(cfn_lint), "--format", "json", *files], capture_output=True, text=True,
-                            check=False)
-    findings = [f for f in json.loads(result.stdout or "[]") if f["Rule"]["Id"] not in {"W3005", "W3010"}]
+    findings = cfn_lint_findings(three_nodes)
     assert not findings, json.dumps(findings, indent=1)
 
 
