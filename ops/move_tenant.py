@@ -320,9 +320,12 @@ class Mover:
         s.verified = {"records": checked, "queries": len(recalls), "recall": round(recall, 4),
                       "problems": problems}
         if problems or recall < MIN_RECALL:
+            # A rerun copies everything again (upserts: what is there already changes nothing), then verifies.
+            s.phase, s.copied = "copy", {}
             s.save(self.state_path)
             raise OpsError(f"verification failed: {problems or f'neighbour recall {recall:.3f} < {MIN_RECALL}'}; "
-                           "writes stay held on the source; rerun to copy what changed, or --abort")
+                           "writes stay held on the source; rerun the same command to copy again and verify (a "
+                           "record that is only on the destination must be deleted there first)")
         self.say(f"verified {checked:,} records: ids equal, sampled records equal, {len(recalls)} queries with "
                  f"neighbour recall {recall:.3f}")
 

@@ -291,8 +291,12 @@ def test_a_move_resumes_after_a_failure_and_refuses_to_switch_on_a_bad_copy(
             resumed.copy()
             assert resumed_pages == [501, 1001, 1201]  # went on from the saved page: none copied twice
             intruder.get_collection("docs").add(ids=["intruder"], embeddings=[vector(5)])
+            resumed.state.phase = "verify"  # as run() would, after the copy
             with pytest.raises(OpsError, match="1 extra"):
                 resumed.verify()
+            # A rerun starts the copy again (and then verifies): what the message says to do.
+            assert move_tenant.MoveState.load(state_path).phase == "copy"
+            assert move_tenant.MoveState.load(state_path).copied == {}
             # Writes to the tenant stay held on the source while the move is unfinished.
             writer = connect(endpoint=standin.url, token=TOKEN, tenant="acme",
                              options=ClientOptions(retry=RetryPolicy(budget_seconds=1.0)))
@@ -301,7 +305,7 @@ def test_a_move_resumes_after_a_failure_and_refuses_to_switch_on_a_bad_copy(
             assert writer.get_collection("docs").count() == 1200  # reads go on
             # Its source copy cannot be deleted: the move is not finished.
             with pytest.raises(OpsError, match="at step 'copy': finish it"):
-                move_tenant.delete_source_copy(resumed)
+                move_tenant.delete_source_copy(resumed)  # the failed verification sent it back to the copy
             # A second move touching the same nodes is refused while this one is unfinished.
             other = move_tenant.new_state("pair", "globex", "search", PRIMARY_NODE, time.time() + 1)
             with pytest.raises(OpsError, match="part of another tenant move"):
